@@ -1,0 +1,145 @@
+r"""Noise schedules: how much signal survives at diffusion time t in [0, 1].
+
+The forward process mixes a clean image x0 with Gaussian noise eps:
+
+    x_t = a(t) x0 + s(t) eps,     a = sqrt(alpha_bar(t)),  s = sqrt(1 - alpha_bar(t)).
+
+t = 0 is the clean image, t = 1 is (almost) pure noise. A schedule is nothing more than the
+function alpha_bar(t); everything else (a, s, the signal-to-noise ratio) follows from it.
+
+Every method takes a python float (and returns a float) or a tensor of times (and returns a
+tensor of the same shape, dtype and device).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .checks import TimeLike, check_images, check_time
+
+
+class Schedule:
+    """Base class: subclasses define :meth:`_alpha_bar` on tensors; the rest is derived here."""
+
+    name = "schedule"
+
+    def _alpha_bar(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _apply(self, fn, t: TimeLike, name: str = "t") -> TimeLike:
+        t = check_time(t, name)
+        if isinstance(t, torch.Tensor):
+            # float64 inside so that alpha_bar near 1 keeps its digits; back to t's dtype outside.
+            return fn(t.double()).to(t.dtype)
+        return float(fn(torch.tensor(t, dtype=torch.float64)))
+
+    def alpha_bar(self, t: TimeLike) -> TimeLike:
+        """Fraction of signal *variance* left at time t: 1 at t=0, near 0 at t=1."""
+        return self._apply(lambda u: self._alpha_bar(u).clamp(0.0, 1.0), t)
+
+    def alpha(self, t: TimeLike) -> TimeLike:
+        """Signal scale a(t) = sqrt(alpha_bar(t))."""
+        return self._apply(lambda u: self._alpha_bar(u).clamp(0.0, 1.0).sqrt(), t)
+
+    def sigma(self, t: TimeLike) -> TimeLike:
+        """Noise scale s(t) = sqrt(1 - alpha_bar(t))."""
+        return self._apply(lambda u: (1.0 - self._alpha_bar(u).clamp(0.0, 1.0)).sqrt(), t)
+
+    def snr(self, t: TimeLike) -> TimeLike:
+        """Signal-to-noise ratio alpha_bar / (1 - alpha_bar); infinite at t = 0."""
+
+        def ratio(u):
+            ab = self._alpha_bar(u).clamp(0.0, 1.0)
+            return ab / (1.0 - ab)
+
+        return self._apply(ratio, t)
+
+    def add_noise(self, x0: torch.Tensor, t: TimeLike, noise: torch.Tensor) -> torch.Tensor:
+        """Forward process: x_t = a(t) x0 + s(t) noise.
+
+        x0, noise: [B, C, H, W]; t: float, or a tensor of shape [B] (one time per image).
+        """
+        check_images(x0, "x0")
+        check_images(noise, "noise")
+        if noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        a, s = self.alpha(t), self.sigma(t)
+        if isinstance(t, torch.Tensor) and t.dim() == 1:
+            if t.shape[0] != x0.shape[0]:
+                raise ValueError(f"t has {t.shape[0]} times but x0 has {x0.shape[0]} images")
+            a = a.to(x0).view(-1, 1, 1, 1)
+            s = s.to(x0).view(-1, 1, 1, 1)
+        elif isinstance(t, torch.Tensor):
+            a, s = a.to(x0), s.to(x0)
+        return a * x0 + s * noise
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class CosineSchedule(Schedule):
+    """The paper's schedule: alpha_bar(t) = cos^2(t / (1 + offset) * pi / 2).
+
+    With offset = 0.008, alpha_bar(0) = 1 and alpha_bar(1) = cos^2(pi/2 / 1.008) ~ 1.55e-4.
+    """
+
+    name = "cosine"
+
+    def __init__(self, offset: float = 0.008):
+        if not offset >= 0.0:
+            raise ValueError(f"offset must be >= 0, got {offset!r}")
+        self.offset = float(offset)
+
+    def _alpha_bar(self, t):
+        return torch.cos(t / (1.0 + self.offset) * (math.pi / 2)) ** 2
+
+    def __repr__(self) -> str:
+        return f"CosineSchedule(offset={self.offset})"
+
+
+class LinearSchedule(Schedule):
+    """DDPM's linear-beta schedule in continuous time (the variance-preserving SDE):
+
+    alpha_bar(t) = exp(-(beta_min t + (beta_max - beta_min) t^2 / 2)).
+
+    The defaults (0.1, 20) are the continuous limit of betas 1e-4..0.02 over 1000 steps.
+    """
+
+    name = "linear"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+        if not 0.0 <= beta_min <= beta_max:
+            raise ValueError(f"need 0 <= beta_min <= beta_max, got beta_min={beta_min!r}, beta_max={beta_max!r}")
+        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
+
+    def _alpha_bar(self, t):
+        return torch.exp(-(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2))
+
+    def __repr__(self) -> str:
+        return f"LinearSchedule(beta_min={self.beta_min}, beta_max={self.beta_max})"
+
+
+def cosine(offset: float = 0.008) -> CosineSchedule:
+    """The paper's cosine schedule (the default everywhere in elslib)."""
+    return CosineSchedule(offset)
+
+
+def linear(beta_min: float = 0.1, beta_max: float = 20.0) -> LinearSchedule:
+    """The linear-beta (DDPM) schedule, in continuous time."""
+    return LinearSchedule(beta_min, beta_max)
+
+
+SCHEDULES = {"cosine": cosine, "linear": linear}
+
+
+def get(schedule: Schedule | str | None) -> Schedule:
+    """Accept a Schedule, a name ("cosine", "linear") or None (the cosine default)."""
+    if schedule is None:
+        return cosine()
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, str) and schedule in SCHEDULES:
+        return SCHEDULES[schedule]()
+    raise ValueError(f"schedule must be a Schedule or one of {sorted(SCHEDULES)}, got {schedule!r}")
