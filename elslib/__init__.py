@@ -13,3 +13,5 @@ Submodules, one concern each:
 from . import checks, data, device, plots, sampling, schedules
 
 __version__ = "0.1.0"
+
+__all__ = ["checks", "data", "device", "plots", "sampling", "schedules", "__version__"]

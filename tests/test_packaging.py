@@ -3,50 +3,71 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 import yaml
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda-forge name where they differ
-CONDA_SPEC = re.compile(r"^[A-Za-z0-9_.\-]+(\s*(==|>=|<=|!=|>|<|=)\s*[0-9][0-9A-Za-z.*+!]*(,\s*(==|>=|<=|!=|>|<)\s*[0-9][0-9A-Za-z.*+!]*)*)?$")
+VERSION = r"\s*(==|>=|<=|!=|>|<|=)\s*[0-9][0-9A-Za-z.*+!]*"
+CONDA_SPEC = re.compile(rf"^[A-Za-z0-9_.\-]+({VERSION}(,{VERSION})*)?$")
 
 
-def pyproject_requirements():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def pyproject_requirements(text=None):
+    project = tomllib.loads(text or (ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         reqs += extra
     return [Requirement(r) for r in reqs]
 
 
-def conda_dependencies():
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda, pip = {}, []
+def environment_problems(env_text: str, pyproject_text: str | None = None) -> list[str]:
+    """Every way environment.yml disagrees with pyproject.toml (empty list: equivalent)."""
+    env = yaml.safe_load(env_text)
+    problems, conda, pip = [], {}, []
+    if "conda-forge" not in env.get("channels", []):
+        problems.append("conda-forge is not a channel")
     for dep in env["dependencies"]:
         if isinstance(dep, dict):
-            pip += dep["pip"]
+            pip += dep.get("pip", [])
+        elif not isinstance(dep, str) or not CONDA_SPEC.match(dep):
+            problems.append(f"malformed conda spec {dep!r}")
+        else:
+            name = re.split(r"[<>=!\s]", dep, maxsplit=1)[0].lower()
+            conda[name] = dep[len(name) :].replace(" ", "")
+    if "python" not in conda:
+        problems.append("python is not pinned")
+    if "-e ." not in pip:
+        problems.append("the project itself is not installed editable (pip: -e .)")
+    pip_names = {Requirement(p).name.lower() for p in pip if not p.startswith("-")}
+    for req in pyproject_requirements(pyproject_text):
+        if req.marker is not None:  # e.g. tomli on Python 3.10 only: conda's python decides
             continue
-        assert CONDA_SPEC.match(dep), f"environment.yml: malformed conda spec {dep!r}"
-        name = re.split(r"[<>=!\s]", dep, maxsplit=1)[0].lower()
-        conda[name] = dep[len(name) :].strip()
-    return conda, pip
+        name = CONDA_NAMES.get(req.name.lower(), req.name.lower())
+        if name in conda:
+            if conda[name] != str(req.specifier):
+                problems.append(f"{name}: environment.yml says {conda[name]!r}, pyproject says {str(req.specifier)!r}")
+        elif req.name.lower() not in pip_names:
+            problems.append(f"{req.name} is missing (pyproject: {req})")
+    return problems
 
 
 def test_environment_yml_is_equivalent_to_pyproject():
-    conda, pip = conda_dependencies()
-    assert "conda-forge" in yaml.safe_load((ROOT / "environment.yml").read_text())["channels"]
-    assert "python" in conda and "-e ." in pip, "environment.yml must pin python and install the project editable"
-    for req in pyproject_requirements():
-        name = CONDA_NAMES.get(req.name.lower(), req.name.lower())
-        in_pip = any(Requirement(p).name.lower() == req.name.lower() for p in pip if not p.startswith("-"))
-        assert name in conda or in_pip, f"environment.yml lacks {req.name} (pyproject: {req})"
-        if name in conda:
-            assert conda[name].replace(" ", "") == str(req.specifier), (
-                f"{name}: environment.yml says {conda[name]!r}, pyproject says {str(req.specifier)!r}"
-            )
+    assert environment_problems((ROOT / "environment.yml").read_text()) == []
+
+
+def test_the_equivalence_check_catches_drift():
+    env = (ROOT / "environment.yml").read_text()
+    assert any("tqdm" in p for p in environment_problems(env.replace("  - tqdm>=4.60\n", "")))
+    assert any("malformed" in p for p in environment_problems(env.replace("tqdm>=4.60", "tqdm>=>4.60")))
+    assert any("pytorch" in p for p in environment_problems(env.replace("pytorch>=2.2", "pytorch>=2.0")))
+    assert any("editable" in p for p in environment_problems(env.replace("-e .", "elslib")))
 
 
 def test_pyproject_keeps_the_user_facing_torch_requirement():

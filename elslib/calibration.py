@@ -1,0 +1,125 @@
+r"""Calibrating the ELS machine's patch size P(t) against a trained network.
+
+A network's effective receptive field is not fixed: at high noise it integrates over large
+regions, at low noise it looks at small neighbourhoods. The paper measures this as follows,
+and so do we:
+
+1. run the network's own DDIM trajectory from a seed;
+2. at every step, give the *same* noisy image x_t to the machine with each odd patch size P;
+3. keep the P whose output is most similar (cosine similarity) to the network's prediction;
+4. over several seeds, take the median P at each step.
+
+The result is a :class:`ScaleSchedule`: a function t -> P to pass as ``patch_size=``. It is
+defined at the times it was calibrated at (those of a DDIM run with the same number of steps);
+a calibrated scale must be used at the same t it was measured at, so between those times it
+holds the value of the nearest calibrated time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import sampling
+from .checks import check_positive_int
+from .metrics import cosine_similarity
+
+
+@dataclass
+class ScaleSchedule:
+    """A patch size for each diffusion time: call it as ``schedule(t) -> odd int``.
+
+    times: the calibrated times, descending as DDIM visits them; patch_sizes: the P at each;
+    similarity: [seeds, steps, sizes] the cosine similarities measured (None when loaded).
+    """
+
+    times: list[float]
+    patch_sizes: list[int]
+    similarity: torch.Tensor | None = None
+    candidates: list[int] | None = None
+
+    def __post_init__(self):
+        if len(self.times) != len(self.patch_sizes) or not self.times:
+            raise ValueError("times and patch_sizes must be non-empty lists of the same length")
+        for p in self.patch_sizes:
+            if int(p) != p or p < 1 or p % 2 == 0:
+                raise ValueError(f"patch_sizes must be odd positive integers, got {self.patch_sizes}")
+
+    def __call__(self, t) -> int:
+        t = float(t.flatten()[0]) if isinstance(t, torch.Tensor) else float(t)
+        nearest = min(range(len(self.times)), key=lambda i: abs(self.times[i] - t))
+        return int(self.patch_sizes[nearest])
+
+    def to_dict(self) -> dict:
+        return {"times": [round(t, 6) for t in self.times], "patch_sizes": [int(p) for p in self.patch_sizes]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ScaleSchedule:
+        return cls(list(d["times"]), list(d["patch_sizes"]))
+
+    def plot(self, ax=None, title: str = "Calibrated patch size P(t)"):
+        """Step plot of P against t, with the spread over seeds when it was measured here."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5.5, 3.5))
+        ax.step(self.times, self.patch_sizes, where="mid", marker="o", label="median over seeds")
+        if self.similarity is not None and self.candidates is not None:
+            best = torch.tensor(self.candidates)[self.similarity.argmax(dim=2)]  # [seeds, steps]
+            lo, hi = best.float().quantile(0.25, dim=0), best.float().quantile(0.75, dim=0)
+            ax.fill_between(self.times, lo, hi, step="mid", alpha=0.25, label="25-75% of seeds")
+        ax.set_xlabel("diffusion time t (noise grows to the right)")
+        ax.set_ylabel("patch size P (pixels)")
+        ax.set_title(title)
+        ax.legend()
+        return ax
+
+
+def calibrate(
+    network,
+    make_machine,
+    shape,
+    seeds=range(8),
+    patch_sizes=None,
+    steps: int = 20,
+    schedule=None,
+    progress: bool = True,
+) -> ScaleSchedule:
+    """Measure the patch-size schedule under which a machine best imitates a network.
+
+    Args:
+        network: the network as a denoiser ``D(x_t, t) -> x0_hat`` (see ``networks.as_denoiser``).
+        make_machine: ``P -> denoiser``, e.g. ``lambda P: ELSDenoiser(images, patch_size=P)``.
+        shape: (C, H, W) of one image.
+        seeds: the noise seeds whose network trajectories are used.
+        patch_sizes: the odd sizes to try (default 1, 3, ..., up to the image side).
+        steps: DDIM steps; the schedule is defined at those times.
+
+    Returns a :class:`ScaleSchedule` (median over seeds of the best P at each step).
+    """
+    steps = check_positive_int(steps, "steps")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    c, h, w = shape
+    sizes = list(patch_sizes) if patch_sizes is not None else list(range(1, max(h, w) + 1, 2))
+    if any(p < 1 or p % 2 == 0 for p in sizes):
+        raise ValueError(f"patch_sizes must be odd positive integers, got {sizes}")
+    noise = torch.cat([sampling.noise_like((1, c, h, w), seed=s) for s in seeds])
+    _, traj = sampling.ddim(network, noise, steps=steps, schedule=schedule, return_trajectory=True, progress=False)
+    sim = torch.zeros(len(seeds), steps, len(sizes))
+    jobs = [(j, i) for j in range(len(sizes)) for i in range(steps)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="calibrating P(t)")
+    machine, current = None, None
+    for j, i in jobs:
+        if current != j:  # one machine per size at a time: their precomputations are large
+            machine, current = make_machine(sizes[j]), j
+        t = float(traj.times[i])
+        sim[:, i, j] = cosine_similarity(machine(traj.x[i], t), traj.x0_hat[i])
+    best = torch.tensor(sizes)[sim.argmax(dim=2)]  # [seeds, steps]
+    median = best.median(dim=0).values  # the lower median: always one of the odd sizes tried
+    return ScaleSchedule([float(t) for t in traj.times[:-1]], median.tolist(), sim, sizes)

@@ -1,0 +1,222 @@
+r"""Small convolutional denoisers: the paper's minimal ResNet and a 3-level UNet.
+
+Both predict the noise eps in x_t = a x0 + s eps (trained with MSE on eps), take the time t
+(a float or a [B] tensor in [0, 1]) and optionally a class label, and are turned into the
+common denoiser interface ``D(x_t, t) -> x0_hat`` by :func:`as_denoiser`:
+
+    x0_hat = (x_t - s * eps_hat) / a.
+
+The ResNet is the network the ELS theory describes: every layer is a 3x3 convolution, nothing
+normalises over space, so it is *local* (receptive field 2L + 5 pixels across for L blocks)
+and *equivariant* (with circular padding it commutes with every circular shift; with zero
+padding, with shifts away from the border).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import schedules as _schedules
+from .checks import check_choice, check_images, check_positive_int, check_time
+
+PADDINGS = ("zeros", "circular")
+
+
+def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1]: [B] -> [B, dim], frequencies 1 .. 1000 (log-spaced)."""
+    half = dim // 2
+    freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), half, device=t.device, dtype=t.dtype))
+    angles = 2 * math.pi * t[:, None] * freqs[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class Conditioning(nn.Module):
+    """Maps (t, label) to one [B, C] vector per block, added to the state before each conv.
+
+    Label -1 means "no label", so one network serves both with and without class conditioning
+    (training hides a fraction of the labels for that).
+    """
+
+    def __init__(self, channels: int, blocks: int, num_classes: int | None, features: int = 64):
+        super().__init__()
+        self.features, self.channels, self.blocks, self.num_classes = features, channels, blocks, num_classes
+        self.time = nn.Sequential(
+            nn.Linear(features, 4 * channels), nn.SiLU(), nn.Linear(4 * channels, channels * blocks)
+        )
+        self.label = nn.Embedding(num_classes + 1, channels * blocks) if num_classes else None
+
+    def forward(self, t: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time(time_features(t, self.features))
+        if self.label is not None:
+            if label is None:
+                label = torch.full_like(t, -1, dtype=torch.long)
+            # row num_classes of the table is the learned "no label" embedding
+            emb = emb + self.label(torch.where(label < 0, self.num_classes, label))
+        return emb.view(-1, self.blocks, self.channels)
+
+
+def _times(x: torch.Tensor, t) -> torch.Tensor:
+    """A float or [B] tensor of times -> a [B] float tensor on x's device."""
+    t = check_time(t)
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    return t.expand(x.shape[0]) if t.dim() == 0 else t
+
+
+def _labels(x: torch.Tensor, label, num_classes: int | None):
+    if label is None:
+        return None
+    if not num_classes:
+        raise ValueError("label was given but this network was built without num_classes")
+    label = torch.as_tensor(label, dtype=torch.long, device=x.device)
+    label = label.expand(x.shape[0]) if label.dim() == 0 else label
+    if label.shape != (x.shape[0],) or int(label.min()) < -1 or int(label.max()) >= num_classes:
+        raise ValueError(f"label must be in [0, {num_classes}) (or -1 for none), one per image; got {label.tolist()}")
+    return label
+
+
+class ResNet(nn.Module):
+    """The paper's minimal ResNet: project up, L residual 3x3 blocks, project down.
+
+        h = conv_in(x)
+        h = h + relu(conv_l(h + emb_l(t, label)))      for l = 1..L
+        eps_hat = conv_out(h)
+
+    Args:
+        in_channels: image channels (1 for MNIST).
+        channels: width C of the hidden state.
+        blocks: number L of residual blocks (the paper: 6, receptive field 17).
+        padding: "zeros" or "circular", used by every convolution.
+        num_classes: build a class-conditional network (None: unconditional).
+    """
+
+    def __init__(self, in_channels=1, channels=64, blocks=6, padding="zeros", num_classes=None):
+        super().__init__()
+        self.config = dict(
+            in_channels=in_channels, channels=channels, blocks=blocks, padding=padding, num_classes=num_classes
+        )
+        check_choice(padding, "padding", PADDINGS)
+        check_positive_int(blocks, "blocks")
+        conv = lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding)
+        self.conv_in = conv(in_channels, channels)
+        self.convs = nn.ModuleList(conv(channels, channels) for _ in range(blocks))
+        self.conv_out = conv(channels, in_channels)
+        self.cond = Conditioning(channels, blocks, num_classes)
+        self.num_classes = num_classes
+
+    @property
+    def receptive_field(self) -> int:
+        """Pixels across that one output pixel sees: 3x3 in, L 3x3 blocks, 3x3 out = 2L + 5."""
+        return 2 * len(self.convs) + 5
+
+    def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
+        emb = self.cond(_times(x, t), _labels(x, label, self.num_classes))
+        h = self.conv_in(x)
+        for i, conv in enumerate(self.convs):
+            h = h + F.relu(conv(h + emb[:, i, :, None, None]))
+        return self.conv_out(h)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all positions of a feature map (no positional code, so it
+    commutes with any permutation of positions, circular shifts included)."""
+
+    def __init__(self, channels: int, heads: int = 4):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, c, hh, ww = h.shape
+        seq = h.flatten(2).transpose(1, 2)
+        out, _ = self.attn(seq, seq, seq, need_weights=False)
+        return h + out.transpose(1, 2).view(b, c, hh, ww)
+
+
+class UNet(nn.Module):
+    """A 3-level UNet: two 3x3 convs per level, 2x average-pool down, nearest 2x up, skips by
+    concatenation, optional self-attention at the bottleneck. H and W must be divisible by 4.
+
+    With circular padding (and average pooling) it commutes with circular shifts by multiples
+    of 4, its downsampling factor.
+    """
+
+    def __init__(self, in_channels=1, channels=32, padding="zeros", attention=False, num_classes=None):
+        super().__init__()
+        self.config = dict(
+            in_channels=in_channels, channels=channels, padding=padding, attention=attention, num_classes=num_classes
+        )
+        check_choice(padding, "padding", PADDINGS)
+        conv = lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding)
+        c1, c2, c3 = channels, 2 * channels, 2 * channels
+        widths = [(in_channels, c1), (c1, c2), (c2, c3), (c3 + c2, c2), (c2 + c1, c1)]
+        self.first = nn.ModuleList(conv(cin, cout) for cin, cout in widths)
+        self.second = nn.ModuleList(conv(cout, cout) for _, cout in widths)
+        self.cond = Conditioning(max(c for _, c in widths), len(widths), num_classes)
+        self.widths = [cout for _, cout in widths]
+        self.attention = SelfAttention(c3) if attention else None
+        self.conv_out = conv(c1, in_channels)
+        self.num_classes = num_classes
+
+    def _level(self, i: int, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.first[i](h))
+        h = h + emb[:, i, : self.widths[i], None, None]
+        return F.silu(self.second[i](h))
+
+    def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
+        if x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"UNet needs H and W divisible by 4, got x of shape {tuple(x.shape)}")
+        emb = self.cond(_times(x, t), _labels(x, label, self.num_classes))
+        h1 = self._level(0, x, emb)
+        h2 = self._level(1, F.avg_pool2d(h1, 2), emb)
+        h3 = self._level(2, F.avg_pool2d(h2, 2), emb)
+        if self.attention is not None:
+            h3 = self.attention(h3)
+        h = self._level(3, torch.cat([F.interpolate(h3, scale_factor=2.0), h2], dim=1), emb)
+        h = self._level(4, torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), emb)
+        return self.conv_out(h)
+
+
+ARCHITECTURES = {"resnet": ResNet, "unet": UNet}
+
+
+def build(kind: str, **config) -> nn.Module:
+    """Build a network by name ("resnet" or "unet") from its config dict."""
+    check_choice(kind, "kind", list(ARCHITECTURES))
+    return ARCHITECTURES[kind](**config)
+
+
+class NetworkDenoiser:
+    """A noise-predicting network seen as a denoiser: ``D(x_t, t, label=None) -> x0_hat``.
+
+    x0_hat = (x_t - s eps_hat) / a. Runs without gradients, in eval mode, on the network's device.
+    """
+
+    def __init__(self, net: nn.Module, schedule=None):
+        self.net = net
+        self.schedule = _schedules.get(schedule)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def eps(self, x_t: torch.Tensor, t, label=None) -> torch.Tensor:
+        """The network's noise prediction eps_hat, [B, C, H, W]."""
+        check_images(x_t, "x_t")
+        self.net.eval()
+        with torch.no_grad():
+            return self.net(x_t.to(self.device), t, label=label).to(x_t.device)
+
+    def __call__(self, x_t: torch.Tensor, t, label=None) -> torch.Tensor:
+        eps = self.eps(x_t, t, label)
+        a, s = self.schedule.alpha(t), self.schedule.sigma(t)
+        if isinstance(a, torch.Tensor):
+            a, s = a.to(x_t).view(-1, 1, 1, 1), s.to(x_t).view(-1, 1, 1, 1)
+        return (x_t - s * eps) / a
+
+
+def as_denoiser(net: nn.Module, schedule=None) -> NetworkDenoiser:
+    """Wrap a noise-predicting network as a denoiser ``D(x_t, t, label=None) -> x0_hat``."""
+    return NetworkDenoiser(net, schedule)

@@ -1,0 +1,123 @@
+"""The trained networks that ship with the course, and the recipes that made them.
+
+    net = elslib.pretrained.load("resnet-zeros")          # a ResNet, eval mode
+    info = elslib.pretrained.metadata("resnet-zeros")     # how it was trained, calibrated scales
+
+Each network was trained on the bundled MNIST-5000 by ``python -m elslib train NAME``; the
+weights (the moving average) and a JSON file of metadata live in ``elslib/weights/``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import data, networks, training
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+# name -> how to build and train it. All predict eps, unconditional, on MNIST-5000 at 32x32.
+RECIPES = {
+    "resnet-zeros": dict(
+        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="zeros"), steps=4000, lr=2e-3
+    ),
+    "resnet-circular": dict(
+        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="circular"), steps=4000, lr=2e-3
+    ),
+    "unet-zeros": dict(kind="unet", config=dict(in_channels=1, channels=32, padding="zeros"), steps=4000, lr=2e-3),
+}
+DATASET, BATCH_SIZE, SEED = "mnist", 128, 0
+
+
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), for metadata and benchmarks."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _check(name: str) -> None:
+    if name not in RECIPES:
+        raise ValueError(f"name must be one of {', '.join(map(repr, RECIPES))}; got {name!r}")
+
+
+def weights_path(name: str) -> Path:
+    _check(name)
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def metadata_path(name: str) -> Path:
+    _check(name)
+    return WEIGHTS_DIR / f"{name}.json"
+
+
+def available() -> list[str]:
+    """Names of the shipped networks whose weights are present."""
+    return [name for name in RECIPES if weights_path(name).exists()]
+
+
+def metadata(name: str) -> dict:
+    """The JSON metadata of a shipped network: command, steps, final loss, seed, time, scales."""
+    path = metadata_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"no metadata for {name!r} at {path}; train it with `python -m elslib train {name}`")
+    return json.loads(path.read_text())
+
+
+def load(name: str, device=None):
+    """The shipped network `name` ("resnet-zeros", "resnet-circular", "unet-zeros"), in eval mode."""
+    path = weights_path(name)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the weights of {name!r} are not at {path}; train them with `python -m elslib train {name}`"
+        )
+    net, _ = training.load_checkpoint(path, device=device)
+    return net
+
+
+def train(name: str, steps: int | None = None, out_dir=None, resume: bool = True, progress: bool = True) -> Path:
+    """Train the network `name` by its recipe and write ``NAME.pt`` and ``NAME.json`` to `out_dir`
+    (default: the package's weights folder). A working checkpoint ``NAME.ckpt`` beside them
+    makes the run resumable; it is removed at the end. Returns the path of the weights."""
+    _check(name)
+    recipe = RECIPES[name]
+    steps = steps or recipe["steps"]
+    out_dir = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images, _ = data.load(DATASET)
+    torch.manual_seed(SEED)
+    net = networks.build(recipe["kind"], **recipe["config"])
+    work = out_dir / f"{name}.ckpt"
+    command = f"python -m elslib train {name}" + (f" --steps {steps}" if steps != recipe["steps"] else "")
+    meta = dict(name=name, command=command, dataset=DATASET, seed=SEED, batch_size=BATCH_SIZE, lr=recipe["lr"])
+    history = training.train(
+        net, images, steps=steps, batch_size=BATCH_SIZE, lr=recipe["lr"], seed=SEED, device="cpu",
+        checkpoint=work, resume=resume, progress=progress, meta=meta,
+    )  # fmt: skip
+    meta.update(
+        kind=recipe["kind"],
+        config=recipe["config"],
+        steps=history.steps,
+        final_loss=float(history.smoothed(100)[-1]),
+        train_seconds=round(history.seconds, 1),
+        trained_on=f"{cpu_name()}, {torch.get_num_threads()} threads",
+        torch=torch.__version__,
+        python=sys.version.split()[0],
+        date=time.strftime("%Y-%m-%d"),
+    )
+    path = training.save_checkpoint(out_dir / f"{name}.pt", net, history=history, meta=meta)
+    old = out_dir / f"{name}.json"
+    if old.exists():  # keep what calibration added
+        meta = {**json.loads(old.read_text()), **meta}
+    old.write_text(json.dumps(meta, indent=2) + "\n")
+    work.unlink(missing_ok=True)
+    return path

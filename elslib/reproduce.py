@@ -1,0 +1,154 @@
+r"""Reproducing the paper's headline result: the ELS machine predicts what a trained CNN makes.
+
+For each shipped network and each seed, the network samples an image with DDIM (20 steps) from
+the seed's noise; the ideal (IS), local (LS) and equivariant local (ELS) machines sample from
+the *same* noise; and we correlate each machine's final image with the network's. The summary
+is a table like the paper's Table 1 (median Pearson r over seeds, and its square), the fraction
+of seeds on which ELS beats IS, and how far the samples are from their nearest training image.
+
+    python -m elslib reproduce --quick      # a few seeds, minutes on a laptop CPU
+    python -m elslib reproduce              # 100 seeds, as in the paper
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import calibration, data, metrics, networks, pretrained, sampling
+from .machines import ELSDenoiser, IdealDenoiser, LocalDenoiser
+
+MACHINES = ("IS", "LS", "ELS")
+CALIBRATION_SIZES = (1, 3, 5, 7, 9, 11, 13, 15, 19, 23, 27, 31)
+
+
+@dataclass
+class Comparison:
+    """Samples of one network and of the machines from the same seeds, and their agreement."""
+
+    name: str
+    seeds: list[int]
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)  # "network", "IS", ... -> [S, C, H, W]
+    r: dict[str, torch.Tensor] = field(default_factory=dict)  # machine -> Pearson r per seed [S]
+    novelty: dict[str, torch.Tensor] = field(default_factory=dict)  # who -> nearest-neighbour RMS [S]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        row = {"network": self.name, "seeds": len(self.seeds)}
+        for m in MACHINES:
+            row[f"r_{m}"] = float(self.r[m].median())
+            row[f"r2_{m}"] = float((self.r[m] ** 2).median())
+        row["ELS_beats_IS"] = float((self.r["ELS"] > self.r["IS"]).float().mean())
+        row["nn_network"] = float(self.novelty["network"].median())
+        row["nn_IS"] = float(self.novelty["IS"].median())
+        return row
+
+
+def scale_schedule(name: str, images, padding: str, seeds: int, progress: bool) -> calibration.ScaleSchedule:
+    """The calibrated P(t) of a shipped network: from its metadata, or measured now and stored."""
+    meta = pretrained.metadata(name)
+    if "scales" in meta:
+        return calibration.ScaleSchedule.from_dict(meta["scales"])
+    net = networks.as_denoiser(pretrained.load(name, device="cpu"))
+    make = lambda p: ELSDenoiser(images, patch_size=p, padding=padding)
+    sched = calibration.calibrate(
+        net, make, tuple(images.shape[1:]), seeds=range(1000, 1000 + seeds), patch_sizes=CALIBRATION_SIZES,
+        progress=progress,
+    )  # fmt: skip
+    meta["scales"] = {**sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}"}
+    pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
+    return sched
+
+
+def compare(name: str, seeds, calibration_seeds: int = 8, progress: bool = True) -> Comparison:
+    """Sample network `name` and the IS, LS and ELS machines from the same seeds; correlate."""
+    images, _ = data.load(pretrained.DATASET)
+    padding = pretrained.RECIPES[name]["config"]["padding"]
+    scales = scale_schedule(name, images, padding, calibration_seeds, progress)
+    seeds = list(seeds)
+    noise = torch.cat([sampling.noise_like((1, *images.shape[1:]), seed=s) for s in seeds])
+    out = Comparison(name, seeds)
+    denoisers = {
+        "network": networks.as_denoiser(pretrained.load(name, device="cpu")),
+        "IS": IdealDenoiser(images),
+        "LS": LocalDenoiser(images, patch_size=scales),
+        "ELS": ELSDenoiser(images, patch_size=scales, padding=padding),
+    }
+    for who, den in denoisers.items():
+        start = time.perf_counter()
+        out.samples[who] = sampling.ddim(den, noise, steps=20, progress=progress)
+        out.seconds[who] = time.perf_counter() - start
+    for m in MACHINES:
+        out.r[m] = metrics.pearson_r(out.samples[m], out.samples["network"])
+    for who in ("network", "IS", "ELS"):
+        out.novelty[who] = metrics.nearest_neighbours(out.samples[who], images)[0]
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    """A Markdown table of summaries (median over seeds)."""
+    head = (
+        "| network | seeds | r ELS | r LS | r IS | r^2 ELS | r^2 LS | r^2 IS | ELS beats IS "
+        "| NN dist. network | NN dist. IS |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r['network']} | {r['seeds']} | {r['r_ELS']:.3f} | {r['r_LS']:.3f} | {r['r_IS']:.3f} "
+        f"| {r['r2_ELS']:.3f} | {r['r2_LS']:.3f} | {r['r2_IS']:.3f} | {100 * r['ELS_beats_IS']:.0f}% "
+        f"| {r['nn_network']:.3f} | {r['nn_IS']:.3f} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def figure(comparison: Comparison, path, columns: int = 8):
+    """Network samples above the ELS machine's predictions from the same noise, and the IS
+    machine's (which copy training images); each ELS column is titled with its r."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .plots import show_image
+
+    n = min(columns, len(comparison.seeds))
+    rows = [("network", "CNN"), ("ELS", "ELS machine"), ("IS", "ideal machine")]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows) + 0.5), squeeze=False)
+    for i, (who, label) in enumerate(rows):
+        for j in range(n):
+            title = f"r={float(comparison.r[who][j]):.2f}" if who != "network" else f"seed {comparison.seeds[j]}"
+            show_image(axes[i, j], comparison.samples[who][j], title)
+        axes[i, 0].set_ylabel(label)
+    fig.suptitle(f"{comparison.name}: same noise, three denoisers (r = Pearson correlation with the CNN)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run(quick: bool = False, names=None, out_dir="reproduce-results", progress: bool = True) -> str:
+    """Compare every shipped network with the machines; write RESULTS.md, a JSON and figures."""
+    names = list(names or pretrained.available())
+    if not names:
+        raise FileNotFoundError("no shipped network weights found; train one with `python -m elslib train NAME`")
+    seeds = range(8) if quick else range(100)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    start = time.perf_counter()
+    for name in names:
+        comparison = compare(name, seeds, calibration_seeds=4 if quick else 8, progress=progress)
+        rows.append({**comparison.summary(), "seconds": {k: round(v, 1) for k, v in comparison.seconds.items()}})
+        figure(comparison, out / f"{name}.png")
+    text = table(rows) + (
+        f"\nMedian over seeds of the Pearson correlation r between each machine's final sample and the network's "
+        f"(the paper's Table 1 reports r, calling it r^2); r^2 is the median of the squares. NN dist. = RMS "
+        f"distance to the nearest training image. {len(seeds)} seeds, DDIM 20 steps, "
+        f"{time.perf_counter() - start:.0f} s in all.\n"
+    )
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "RESULTS.md").write_text(text)
+    return text

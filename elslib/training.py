@@ -1,0 +1,233 @@
+r"""Training a noise-predicting network, with checkpoints that are safe to load.
+
+The objective is the usual one: draw an image x0, a time t ~ U(0, 1) and noise eps, form
+x_t = a(t) x0 + s(t) eps, and minimise the mean squared error between eps and the network's
+prediction. Checkpoints hold only tensors, numbers and strings, and are read with
+``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import device as _device
+from . import networks
+from . import schedules as _schedules
+from .checks import check_images, check_positive_int
+
+
+@dataclass
+class History:
+    """What a training run did: the loss at every step, and how long it took."""
+
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+    def smoothed(self, window: int = 50) -> torch.Tensor:
+        """Running mean of the loss over `window` steps (for a readable loss curve)."""
+        losses = torch.tensor(self.losses)
+        if len(losses) < window:
+            return losses
+        kernel = torch.ones(1, 1, window) / window
+        return F.conv1d(losses.view(1, 1, -1), kernel).view(-1)
+
+    def plot(self, ax=None, title: str = "Training loss"):
+        """Loss per step (faint) and its running mean, on a log scale."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(self.losses, alpha=0.3, label="per step")
+        smooth = self.smoothed()
+        ax.plot(range(len(self.losses) - len(smooth), len(self.losses)), smooth, label="running mean")
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("MSE on the noise")
+        ax.set_title(title)
+        ax.legend()
+        return ax
+
+
+def diffusion_loss(net, x0, schedule, generator, labels=None, label_dropout: float = 0.0):
+    """One Monte-Carlo estimate of E ||eps - net(x_t, t)||^2 over t ~ U(0, 1) and eps ~ N(0, I).
+
+    With labels, a fraction `label_dropout` of them is hidden (set to -1, "no label"), so the same
+    network also learns the unconditional denoiser.
+    """
+    b = x0.shape[0]
+    t = torch.rand(b, generator=generator).to(x0)
+    eps = torch.randn(x0.shape, generator=generator).to(x0)
+    a = schedule.alpha(t).view(-1, 1, 1, 1)
+    s = schedule.sigma(t).view(-1, 1, 1, 1)
+    if labels is not None and label_dropout > 0:
+        hide = (torch.rand(b, generator=generator) < label_dropout).to(labels.device)
+        labels = labels.masked_fill(hide, -1)
+    return F.mse_loss(net(a * x0 + s * eps, t, label=labels), eps)
+
+
+def kind_of(net) -> str:
+    for kind, cls in networks.ARCHITECTURES.items():
+        if isinstance(net, cls):
+            return kind
+    raise ValueError(f"net must be one of {list(networks.ARCHITECTURES)}, got {type(net).__name__}")
+
+
+def save_checkpoint(
+    path, net, optimizer=None, history: History | None = None, meta=None, generator=None, ema=None
+) -> Path:
+    """Write a checkpoint: architecture name and config, weights (and their moving average),
+    optimiser and generator state, losses, metadata. Pass only `net` (and `meta`, `history`) for
+    a small file to ship."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": "elslib-checkpoint-1",
+        "kind": kind_of(net),
+        "config": dict(net.config),
+        "weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "losses": list(history.losses) if history else [],
+        "seconds": float(history.seconds) if history else 0.0,
+        "meta": dict(meta or {}),
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    if ema is not None:
+        state["ema"] = {k: v.detach().cpu() for k, v in ema.items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """Read a checkpoint safely (tensors and plain values only) and check its layout."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors, truncated files, foreign formats
+        raise ValueError(f"checkpoint {path} could not be read safely ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or state.get("format") != "elslib-checkpoint-1":
+        raise ValueError(f"checkpoint {path} is not an elslib checkpoint (no 'format': 'elslib-checkpoint-1')")
+    return state
+
+
+def load_checkpoint(path, device=None, use_ema: bool = True):
+    """Rebuild the network of a checkpoint, in eval mode. Returns (net, the checkpoint's dict).
+
+    use_ema: take the moving-average weights when the checkpoint has them.
+    Raises ValueError naming the file when it was tampered with or does not fit its architecture.
+    """
+    state = read_checkpoint(path)
+    net = networks.build(state["kind"], **state["config"])
+    try:
+        net.load_state_dict(state["ema"] if use_ema and "ema" in state else state["weights"])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path} does not fit a {state['kind']} with {state['config']}: {err}") from err
+    return net.to(_device.resolve(device)).eval(), state
+
+
+def train(
+    net,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    steps: int = 2000,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    schedule=None,
+    device=None,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    save_every: int = 500,
+    label_dropout: float = 0.1,
+    ema_decay: float | None = 0.999,
+    progress: bool = True,
+    meta: dict | None = None,
+) -> History:
+    """Train `net` to predict the noise, with Adam and a cosine-decayed learning rate.
+
+    Args:
+        net: a ResNet or UNet (trained in place).
+        images: [N, C, H, W] training set in [-1, 1]; labels: int64 [N] for class-conditional
+            training (a fraction `label_dropout` of each batch is trained without its label).
+        steps, batch_size, lr: the optimisation (the total number of steps, resume included).
+        checkpoint: a path to save to every `save_every` steps and at the end; with
+            `resume=True` training continues from it when it exists.
+        seed: batches and noise come from this seed: same seed, same run.
+        ema_decay: keep an exponential moving average of the weights (smoother, better samples)
+            and leave it in `net` at the end; None trains and keeps the raw weights.
+
+    Returns the History (losses of all steps, resumed ones included).
+    """
+    check_images(images, "images")
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    dev = _device.resolve(device)
+    sched = _schedules.get(schedule)
+    net.to(dev).train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    history = History()
+    gen = torch.Generator().manual_seed(int(seed))
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()} if ema_decay else None
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = read_checkpoint(checkpoint)
+        net.load_state_dict(state["weights"])
+        if "optimizer" in state:
+            opt.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema = {k: v.to(dev) for k, v in state["ema"].items()}
+        history = History(list(state["losses"]), float(state["seconds"]))
+        if "generator" in state:  # so that a resumed run draws what an unbroken one would have
+            gen.set_state(state["generator"])
+    lr_at = lambda step: lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+    x_all = images.to(dev)
+    y_all = labels.to(dev) if labels is not None else None
+    iterator = range(history.steps, steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="training", initial=history.steps, total=steps)
+    start = time.perf_counter()
+    for step in iterator:
+        idx = torch.randint(len(images), (batch_size,), generator=gen).to(dev)
+        y = y_all[idx] if y_all is not None else None
+        loss = diffusion_loss(net, x_all[idx], sched, gen, y, label_dropout if y is not None else 0.0)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for k, v in net.state_dict().items():
+                    ema[k].lerp_(v, 1.0 - ema_decay) if v.is_floating_point() else ema[k].copy_(v)
+        history.losses.append(loss.item())
+        if progress and step % 20 == 0:
+            iterator.set_postfix(
+                loss=f"{history.smoothed(20)[-1]:.4f}" if history.steps >= 20 else f"{loss.item():.4f}"
+            )
+        if checkpoint is not None and (step + 1) % save_every == 0:
+            history.seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            save_checkpoint(checkpoint, net, opt, history, meta, gen, ema)
+    history.seconds += time.perf_counter() - start
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, net, opt, history, meta, gen, ema)
+    if ema is not None:
+        net.load_state_dict(ema)
+    net.eval()
+    return history

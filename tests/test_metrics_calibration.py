@@ -1,0 +1,61 @@
+"""elslib.metrics against numpy, and calibration recovering a known patch size."""
+
+import numpy as np
+import pytest
+import torch
+
+from elslib import calibration, metrics
+
+
+def test_pearson_and_cosine_match_numpy():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 1, 5, 6, generator=g), torch.randn(4, 1, 5, 6, generator=g)
+    b[0] = 2 * a[0] + 1  # a perfect linear relation: r = 1, cosine < 1
+    r, cos = metrics.pearson_r(a, b), metrics.cosine_similarity(a, b)
+    for i in range(4):
+        x, y = a[i].flatten().numpy(), b[i].flatten().numpy()
+        assert r[i] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-6)
+        assert cos[i] == pytest.approx(x @ y / np.linalg.norm(x) / np.linalg.norm(y), abs=1e-6)
+    assert r[0] == pytest.approx(1.0, abs=1e-6) and cos[0] < 0.999
+
+
+def test_nearest_neighbours_brute_force():
+    g = torch.Generator().manual_seed(1)
+    train = torch.rand(50, 1, 4, 4, generator=g) * 2 - 1
+    x = torch.cat([train[[7, 31]], torch.rand(3, 1, 4, 4, generator=g)])
+    d, idx = metrics.nearest_neighbours(x, train, chunk=16)  # several chunks
+    assert idx[:2].tolist() == [7, 31] and d[:2].max() < 1e-4
+    for i in range(2, 5):
+        rms = ((train - x[i]) ** 2).flatten(1).mean(1).sqrt()
+        assert int(idx[i]) == int(rms.argmin()) and float(d[i]) == pytest.approx(float(rms.min()), abs=1e-5)
+
+
+def test_metric_shapes_are_checked():
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.pearson_r(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3))
+    with pytest.raises(ValueError, match="train"):
+        metrics.nearest_neighbours(torch.zeros(1, 1, 2, 2), torch.zeros(3, 3, 2, 2))
+
+
+def test_scale_schedule_lookup_and_validation():
+    s = calibration.ScaleSchedule([1.0, 0.5, 0.25], [9, 5, 3])
+    assert s(1.0) == 9 and s(0.5) == 5 and s(0.3) == 3 and s(torch.tensor([0.9, 0.9])) == 9
+    assert calibration.ScaleSchedule.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="odd"):
+        calibration.ScaleSchedule([1.0], [4])
+    with pytest.raises(ValueError, match="same length"):
+        calibration.ScaleSchedule([1.0, 0.5], [3])
+
+
+def test_calibration_recovers_the_patch_size_of_a_machine_network():
+    from elslib.machines import ELSDenoiser
+
+    g = torch.Generator().manual_seed(2)
+    images = (torch.rand(12, 1, 8, 8, generator=g) > 0.6).float() * 2 - 1
+    network = ELSDenoiser(images, patch_size=3, padding="circular")  # a "network" of known scale
+    make = lambda p: ELSDenoiser(images, patch_size=p, padding="circular")
+    sched = calibration.calibrate(network, make, (1, 8, 8), seeds=range(3), patch_sizes=[1, 3, 5, 7], steps=6)
+    assert len(sched.times) == 6 and sched.times[0] == 1.0
+    middle = [p for t, p in zip(sched.times, sched.patch_sizes, strict=True) if 0.1 < t < 0.9]
+    assert middle and all(p == 3 for p in middle)
+    assert sched.similarity.shape == (3, 6, 4)

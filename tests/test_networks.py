@@ -1,0 +1,187 @@
+"""elslib.networks and elslib.training: symmetry, locality, the denoiser wrapper, checkpoints."""
+
+import pytest
+import torch
+
+from elslib import networks, schedules, training
+
+
+def _net(kind="resnet", **kw):
+    torch.manual_seed(0)
+    return networks.build(kind, **kw).double().eval()
+
+
+@pytest.mark.parametrize("shift", [(1, 0), (3, -5), (-7, 2)])
+def test_circular_resnet_commutes_with_every_circular_shift(shift):
+    net = _net(channels=8, blocks=3, padding="circular")
+    x = torch.randn(2, 1, 12, 10, dtype=torch.float64)
+    with torch.no_grad():
+        a = net(torch.roll(x, shift, dims=(2, 3)), 0.4)
+        b = torch.roll(net(x, 0.4), shift, dims=(2, 3))
+    assert (a - b).abs().max() < 1e-10
+
+
+def test_zero_padded_resnet_commutes_with_shifts_away_from_the_border():
+    net = _net(channels=8, blocks=2, padding="zeros")  # receptive field 9: radius 4
+    x = torch.randn(1, 1, 24, 24, dtype=torch.float64)
+    dy, dx = 2, 3
+    with torch.no_grad():
+        out = net(x, 0.5)
+        out_shifted = net(torch.roll(x, (dy, dx), dims=(2, 3)), 0.5)
+    # pixels u whose 9x9 window stays inside the image, and clear of the wrapped strip at u + shift
+    r = 4
+    inner = out[..., r : 24 - r - dy, r : 24 - r - dx]
+    assert (out_shifted[..., r + dy : 24 - r, r + dx : 24 - r] - inner).abs().max() < 1e-10
+    # and at the border the symmetry really is broken (zero padding tells the net where the edge is)
+    assert (torch.roll(out, (dy, dx), dims=(2, 3)) - out_shifted).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("blocks", [1, 3, 6])
+def test_resnet_receptive_field_measured_by_gradients(blocks):
+    net = _net(channels=16, blocks=blocks)
+    size = 2 * blocks + 5 + 8
+    x = torch.randn(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    centre = size // 2
+    net(x, 0.5)[0, 0, centre, centre].backward()
+    support = x.grad[0, 0].abs() > 0
+    rows = support.any(dim=1).nonzero().flatten()
+    cols = support.any(dim=0).nonzero().flatten()
+    width = int(rows.max() - rows.min() + 1)
+    assert width == int(cols.max() - cols.min() + 1) == net.receptive_field == 2 * blocks + 5
+
+
+def test_paper_resnet_has_receptive_field_17():
+    assert networks.ResNet(blocks=6).receptive_field == 17
+
+
+def test_circular_unet_commutes_with_shifts_by_its_downsampling_factor():
+    net = _net("unet", channels=8, padding="circular", attention=True)
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        out = net(x, 0.3)
+        for shift in [(4, 0), (8, -4), (-12, 4)]:
+            diff = net(torch.roll(x, shift, dims=(2, 3)), 0.3) - torch.roll(out, shift, dims=(2, 3))
+            assert diff.abs().max() < 1e-10
+        # a shift by one pixel is not a symmetry of 2x2 pooling (exact symmetries give ~1e-15)
+        diff = net(torch.roll(x, (1, 0), dims=(2, 3)), 0.3) - torch.roll(out, (1, 0), dims=(2, 3))
+        assert diff.abs().max() > 1e-8
+
+
+def test_unet_refuses_sizes_it_cannot_halve_twice():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        _net("unet", channels=4)(torch.zeros(1, 1, 10, 12, dtype=torch.float64), 0.5)
+
+
+def test_class_conditioning_changes_the_output_and_checks_labels():
+    net = _net(channels=8, blocks=2, num_classes=3)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        assert not torch.allclose(net(x, 0.5, label=0), net(x, 0.5, label=2))
+        assert torch.allclose(net(x, 0.5), net(x, 0.5, label=torch.tensor([-1, -1])))
+    with pytest.raises(ValueError, match="label"):
+        net(x, 0.5, label=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        _net(channels=8, blocks=2)(x, 0.5, label=1)
+
+
+class _KnowsTheNoise(torch.nn.Module):
+    """A fake network that returns the true noise of a known (x0, eps) pair."""
+
+    def __init__(self, x0, eps, schedule):
+        super().__init__()
+        self.x0, self.eps, self.schedule = x0, eps, schedule
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t, label=None):
+        return self.eps
+
+
+@pytest.mark.parametrize("t", [0.05, 0.5, 0.95])
+def test_as_denoiser_inverts_the_forward_process(t):
+    sched = schedules.cosine()
+    x0, eps = torch.randn(2, 1, 5, 5), torch.randn(2, 1, 5, 5)
+    den = networks.as_denoiser(_KnowsTheNoise(x0, eps, sched), sched)
+    assert torch.allclose(den(sched.add_noise(x0, t, eps), t), x0, atol=1e-3 if t > 0.9 else 1e-5)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="padding"):
+        networks.ResNet(padding="reflect")
+    with pytest.raises(ValueError, match="t"):
+        _net(channels=4, blocks=1)(torch.zeros(1, 1, 4, 4, dtype=torch.float64), 1.5)
+    with pytest.raises(ValueError, match="kind"):
+        networks.build("transformer")
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def _tiny_data():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(32, 1, 8, 8, generator=g) * 2 - 1, torch.randint(0, 2, (32,), generator=g)
+
+
+def test_a_short_training_run_lowers_the_loss():
+    images, _ = _tiny_data()
+    torch.manual_seed(0)
+    net = networks.ResNet(channels=16, blocks=2)
+    hist = training.train(net, images, steps=150, batch_size=32, lr=3e-3, progress=False)
+    assert hist.steps == 150
+    assert sum(hist.losses[-20:]) / 20 < 0.8 * sum(hist.losses[:20]) / 20
+
+
+def test_checkpoint_round_trip_and_resume(tmp_path, monkeypatch):
+    images, labels = _tiny_data()
+    torch.manual_seed(0)
+    full = networks.ResNet(channels=8, blocks=1, num_classes=2)
+    ref = training.train(full, images, labels, steps=6, batch_size=8, progress=False)
+
+    torch.manual_seed(0)
+    net = networks.ResNet(channels=8, blocks=1, num_classes=2)
+    ckpt = tmp_path / "run.pt"
+    real_save = training.save_checkpoint
+
+    def save_then_die(*args, **kwargs):  # the run is killed right after its first checkpoint
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(net, images, labels, steps=6, batch_size=8, progress=False, checkpoint=ckpt, save_every=3)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    assert len(training.read_checkpoint(ckpt)["losses"]) == 3
+    torch.manual_seed(123)  # resume must not depend on the global seed
+    net2 = networks.ResNet(channels=8, blocks=1, num_classes=2)
+    resumed = training.train(net2, images, labels, steps=6, batch_size=8, progress=False, checkpoint=ckpt, resume=True)
+    assert resumed.losses == pytest.approx(ref.losses, rel=1e-6)
+
+    loaded, state = training.load_checkpoint(ckpt)
+    assert state["kind"] == "resnet" and len(state["losses"]) == 6
+    for (k, v), (k2, v2) in zip(net2.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def test_tampered_or_wrong_checkpoints_are_refused(tmp_path):
+    net = networks.ResNet(channels=8, blocks=1)
+    good = training.save_checkpoint(tmp_path / "good.pt", net)
+
+    state = torch.load(good, weights_only=True)
+    state["config"]["channels"] = 16  # the weights no longer fit the architecture
+    torch.save(state, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="does not fit"):
+        training.load_checkpoint(tmp_path / "wrong.pt")
+
+    class Sneaky:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"format": "elslib-checkpoint-1", "payload": Sneaky()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="could not be read safely"):
+        training.load_checkpoint(tmp_path / "evil.pt")
+
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        training.load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an elslib checkpoint"):
+        training.load_checkpoint(tmp_path / "other.pt")
