@@ -1,4 +1,4 @@
-"""Command line: ``python -m elslib info``."""
+"""Command line: ``python -m elslib info | train NAME | reproduce [--quick] | student [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -36,13 +36,51 @@ def info() -> int:
     return 0
 
 
+def student(chapters=None, out=None) -> int:
+    """Write student versions of the chapters (solutions blanked) and say where they went."""
+    from elslib.student import make_student_versions
+
+    written = make_student_versions(chapters, out)
+    print(f"wrote {len(written)} student notebooks to {written[0].parent}:")
+    for path in written:
+        print(f"  {path.name}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m elslib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, device and which datasets load offline")
+    from elslib.pretrained import RECIPES
+
+    train = sub.add_parser("train", help="train a shipped network by its recipe (writes elslib/weights/NAME.*)")
+    train.add_argument("name", choices=list(RECIPES))
+    train.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    train.add_argument("--out", default=None, help="folder for NAME.pt and NAME.json (default: elslib/weights)")
+    train.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
+    rep = sub.add_parser("reproduce", help="the paper's Table 1 on the shipped networks: CNN vs IS, LS, ELS")
+    rep.add_argument("--quick", action="store_true", help="8 seeds instead of 100 (minutes, not hours)")
+    rep.add_argument("--names", nargs="*", default=None, help="which shipped networks (default: all present)")
+    rep.add_argument("--out", default="reproduce-results", help="folder for RESULTS.md, results.json, figures")
+    stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
+    stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
+    stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
     args = parser.parse_args(argv)
     if args.command == "info":
         return info()
+    if args.command == "train":
+        from elslib import pretrained
+
+        path = pretrained.train(args.name, steps=args.steps, out_dir=args.out, resume=not args.restart)
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+        return 0
+    if args.command == "student":
+        return student(args.chapters, args.out)
+    if args.command == "reproduce":
+        from elslib import reproduce
+
+        print(reproduce.run(quick=args.quick, names=args.names, out_dir=args.out))
+        return 0
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

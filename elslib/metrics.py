@@ -56,4 +56,7 @@ def nearest_neighbours(x: torch.Tensor, train: torch.Tensor, chunk: int = 4096):
         better = d < best
         best = torch.where(better, d, best)
         index = torch.where(better, i + start, index)
-    return (best.clamp_min(0) / q.shape[1]).sqrt().float(), index
+    # |q|^2 - 2 q.k + |k|^2 loses digits to cancellation (a copy would come out at ~1e-8, not 0):
+    # the GEMM finds the nearest image, the distance to it is then computed directly.
+    nearest = train[index.to(train.device)].flatten(1).double().to(q.device)
+    return ((q - nearest) ** 2).mean(dim=1).sqrt().float(), index

@@ -58,3 +58,58 @@ def show_grid(images, labels=None, ncols: int | None = None, title: str | None =
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def source_colours(n_sources: int, seed: int = 0) -> np.ndarray:
+    """A fixed, well spread RGB colour for each training image index: float [n_sources, 3] in [0, 1]."""
+    import matplotlib as mpl
+
+    base = np.concatenate([mpl.colormaps["tab20"](np.arange(20))[:, :3], mpl.colormaps["tab20b"](np.arange(20))[:, :3]])
+    if n_sources <= len(base):
+        return base[:n_sources]
+    rng = np.random.default_rng(seed)
+    return np.concatenate([base, rng.uniform(0.15, 0.95, size=(n_sources - len(base), 3))])
+
+
+def mosaic_image(source_index, n_sources: int | None = None, seed: int = 0, mask=None) -> np.ndarray:
+    """Colour each pixel by the training image its winning patch came from.
+
+    source_index: int [H, W] (tensor or array), the winning training image per pixel (as from a
+    machine's ``explain``). Returns RGB float [H, W, 3]. Colours are assigned to the distinct
+    sources in order of how many pixels they win, so the biggest pieces get the clearest colours.
+    mask: optional bool [H, W]; pixels outside it are drawn dark grey and take no colour (use it
+    to colour only the ink of a digit: the background's winner is an arbitrary blank patch).
+    """
+    idx = np.asarray(source_index.cpu() if isinstance(source_index, torch.Tensor) else source_index)
+    if idx.ndim != 2:
+        raise ValueError(f"source_index must be [H, W], got shape {idx.shape}")
+    keep = (
+        np.ones(idx.shape, bool) if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+    )
+    rgb = np.full(idx.shape + (3,), 0.12)
+    if keep.any():
+        values, counts = np.unique(idx[keep], return_counts=True)
+        order = values[np.argsort(-counts, kind="stable")]
+        palette = source_colours(len(order), seed)
+        rank = {int(v): i for i, v in enumerate(order)}
+        rgb[keep] = palette[[rank[int(v)] for v in idx[keep]]]
+    return rgb
+
+
+def ink_mask(image, threshold: float = -0.5) -> np.ndarray:
+    """Pixels of a [-1, 1] grey image [1, H, W] brighter than `threshold`: the strokes of a digit."""
+    x = image.detach().cpu() if isinstance(image, torch.Tensor) else torch.as_tensor(image)
+    return (x.reshape(x.shape[-2:]) > threshold).numpy()
+
+
+def show_mosaic(ax, source_index, title: str | None = None, image=None) -> None:
+    """Draw a patch mosaic on a matplotlib axis: each pixel coloured by its source training image.
+
+    image: optional [1, H, W] sample; when given, only its ink (pixels above -0.5) is coloured.
+    """
+    mask = None if image is None else ink_mask(image)
+    ax.imshow(mosaic_image(source_index, mask=mask), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=9)

@@ -1,0 +1,88 @@
+"""What every chapter notebook shares: fast mode, the setup cell, and small measuring helpers.
+
+Fast mode (``ELS_FAST=1`` in the environment) shrinks every chapter's work (fewer images,
+steps and seeds) so that the whole course runs in a few minutes; the tests run it that way.
+A chapter asks for its sizes with :func:`pick`::
+
+    n_train = course.pick(fast=100, full=1000)
+
+The helpers below (the effective number of candidates) are used by more than one chapter, so
+they live here once instead of being copied from notebook to notebook. Patch mosaics are drawn
+by :mod:`elslib.plots`. Distances to the training set
+and correlations between images are in :mod:`elslib.metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+FAST: bool = _env_flag("ELS_FAST")
+"""True when the environment variable ELS_FAST is 1/true/yes/on (read once, at import)."""
+
+
+def pick(fast, full):
+    """``fast`` in fast mode (ELS_FAST=1), ``full`` otherwise: one line per tunable size."""
+    return fast if FAST else full
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed python's, numpy's and torch's global generators (elslib itself takes explicit seeds)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, quiet: bool = False) -> dict:
+    """The first code cell of every chapter: seeds, figure defaults, and one line saying how we run.
+
+    Returns a dict with ``fast``, ``device`` and ``torch`` (version) for the curious.
+    """
+    import matplotlib as mpl
+
+    import elslib
+
+    seed_everything(seed)
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 90,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "axes.grid": False,
+            "figure.max_open_warning": 0,
+        }
+    )
+    info = {"fast": FAST, "device": elslib.device.describe(), "torch": torch.__version__}
+    if not quiet:
+        mode = "FAST (ELS_FAST=1: small sizes, for tests and a first look)" if FAST else "full"
+        print(f"elslib {elslib.__version__} | torch {torch.__version__} | {info['device']} | mode: {mode}")
+    return info
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def flat(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] (or any [B, ...]) -> [B, C*H*W]."""
+    return x.reshape(x.shape[0], -1)
+
+
+def effective_number(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """How many candidates a set of softmax weights really uses: exp(entropy of the weights).
+
+    Equal weights on k candidates give k; all weight on one candidate gives 1. This is the same
+    count as the ``n_eff`` of a machine's ``explain``.
+    """
+    w = weights.double()
+    entropy = -(w * torch.log(w.clamp_min(1e-300))).sum(dim=dim)
+    return torch.exp(entropy)

@@ -1,0 +1,642 @@
+r"""Automatic checks for the chapters' exercises.
+
+Each exercise asks the learner to write one function. Its check calls that function on several
+small cases, compares with the truth (the library's own implementation wherever there is one, so
+that chapter and library cannot drift apart) and answers in words: which case, what was expected,
+what came back, and a hint. A function that still raises ``NotImplementedError`` (as in the
+student versions) gets a friendly "not implemented yet".
+
+In a chapter::
+
+    from elslib import exercises
+    exercises.check_add_noise(add_noise)            # prints the verdict, returns a CheckResult
+    noisy = exercises.use("1.1", add_noise)         # yours if it passes, else the reference
+
+``use`` lets a student notebook run from top to bottom before every exercise is solved.
+Set ``ELS_STRICT_CHECKS=1`` to make a failing check raise (the tests do, on the solutions).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from . import sampling, schedules
+
+__all__ = [
+    "EXERCISES",
+    "CheckFailed",
+    "CheckResult",
+    "check",
+    "check_add_noise",
+    "check_ddim_step",
+    "check_eps_and_score",
+    "check_gaussian_denoiser",
+    "check_ideal_denoiser",
+    "check_nearest_mean_accuracy",
+    "check_nearest_training_image",
+    "reference",
+    "use",
+]
+
+
+class CheckFailed(AssertionError):
+    """Raised by a failing check when ELS_STRICT_CHECKS=1 (in the tests), with the full message."""
+
+
+@dataclass
+class CheckResult:
+    """The verdict of one check. ``bool(result)`` is whether it passed; ``message`` says why."""
+
+    exercise: str
+    passed: bool
+    message: str
+    implemented: bool = True
+    cases_passed: int = 0
+    cases_total: int = 0
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        # The check printed its message already; do not show it a second time as the cell's value.
+        pass
+
+
+@dataclass
+class Case:
+    """One input to try: positional `args`, what the function should return, and a hint."""
+
+    description: str
+    args: tuple
+    expected: object
+    hint: str
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    # (wrong answer, targeted hint): if the learner's result matches a known mistake, say so.
+    mistakes: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- describing values
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().reshape(-1)
+        head = ", ".join(f"{float(v):.4g}" for v in flat[:4])
+        more = ", ..." if flat.numel() > 4 else ""
+        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}, values [{head}{more}]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, tuple):
+        return "(" + "; ".join(_describe(v) for v in value) + ")"
+    return f"{type(value).__name__}: {value!r}"[:200]
+
+
+def _as_tensor(value):
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        return torch.as_tensor(value)
+    except Exception:  # not convertible: the comparison below reports the type
+        return None
+
+
+def _difference(expected, got, atol: float, rtol: float) -> str | None:
+    """None when `got` matches `expected`; otherwise one sentence saying how they differ."""
+    if isinstance(expected, tuple):
+        if not isinstance(got, tuple | list) or len(got) != len(expected):
+            return f"expected a tuple of {len(expected)} values, got {_describe(got)}"
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+            problem = _difference(e, g, atol, rtol)
+            if problem:
+                return f"in returned value #{i + 1}: {problem}"
+        return None
+    if isinstance(expected, float):
+        try:
+            g = float(got)
+        except (TypeError, ValueError):
+            return f"expected a number, got {_describe(got)}"
+        if math.isnan(g) or abs(g - expected) > atol + rtol * abs(expected):
+            return f"expected {expected:.6g}, got {g:.6g}"
+        return None
+    g = _as_tensor(got)
+    if g is None:
+        return f"expected a tensor of shape {tuple(expected.shape)}, got {_describe(got)}"
+    if tuple(g.shape) != tuple(expected.shape):
+        return f"expected shape {tuple(expected.shape)}, got shape {tuple(g.shape)}"
+    if not expected.is_floating_point():
+        g = g.long()
+        wrong = (g.cpu() != expected.cpu()).nonzero()
+        if len(wrong):
+            where = tuple(int(i) for i in wrong[0])
+            return (
+                f"{len(wrong)} of {expected.numel()} entries differ; first at index {where}: "
+                f"expected {int(expected[where])}, got {int(g[where])}"
+            )
+        return None
+    g = g.detach().to(torch.float64).cpu()
+    e = expected.to(torch.float64).cpu()
+    if not torch.isfinite(g).all():
+        return "your result contains NaN or infinite values (an overflow? see the hint)"
+    err = (g - e).abs()
+    bad = err > atol + rtol * e.abs()
+    if bad.any():
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        return (
+            f"max difference {float(err.max()):.3g}; first wrong entry at index {where}: "
+            f"expected {float(e[where]):.5g}, got {float(g[where]):.5g}"
+        )
+    return None
+
+
+def _matches(wrong, got, atol=1e-5, rtol=1e-4) -> bool:
+    try:
+        return _difference(wrong, got, atol, rtol) is None
+    except Exception:
+        return False
+
+
+def _strict() -> bool:
+    return os.environ.get("ELS_STRICT_CHECKS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _finish(result: CheckResult, quiet: bool) -> CheckResult:
+    if not quiet:
+        print(result.message)
+    if _strict() and not result.passed:
+        raise CheckFailed(result.message)
+    return result
+
+
+def _run(exercise: str, fn: Callable, cases: list[Case], quiet: bool = False) -> CheckResult:
+    name = getattr(fn, "__name__", "your function")
+    title = EXERCISES[exercise].title if exercise in EXERCISES else ""
+    head = f"Exercise {exercise} ({name})"
+    if not callable(fn):
+        msg = f"✗ {head}: expected a function, got {_describe(fn)}. Pass the function itself, without calling it."
+        return _finish(CheckResult(exercise, False, msg, cases_total=len(cases)), quiet)
+    for k, case in enumerate(cases):
+        try:
+            got = fn(*case.args)
+        except NotImplementedError:
+            msg = (
+                f"… {head} is not implemented yet: {title}.\n"
+                f"  Replace the line `raise NotImplementedError(...)` in its cell with your code, run that cell,\n"
+                f"  then run this check again. (The cells below use the reference solution meanwhile.)"
+            )
+            return _finish(CheckResult(exercise, False, msg, implemented=False, cases_total=len(cases)), quiet)
+        except Exception as err:  # report any error as feedback, never crash the check
+            msg = (
+                f"✗ {head} raised {type(err).__name__} on case {k + 1} of {len(cases)} ({case.description}):\n"
+                f"  {err}\n  hint: {case.hint}"
+            )
+            return _finish(CheckResult(exercise, False, msg, cases_passed=k, cases_total=len(cases)), quiet)
+        problem = _difference(case.expected, got, case.atol, case.rtol)
+        if problem:
+            hint = case.hint
+            for wrong, targeted in case.mistakes:
+                if _matches(wrong, got):
+                    hint = targeted
+                    break
+            msg = (
+                f"✗ {head}: case {k + 1} of {len(cases)} ({case.description}) is not right yet.\n"
+                f"  expected: {_describe(case.expected)}\n"
+                f"  got:      {_describe(got)}\n"
+                f"  {problem}\n"
+                f"  hint: {hint}"
+            )
+            return _finish(CheckResult(exercise, False, msg, cases_passed=k, cases_total=len(cases)), quiet)
+    msg = f"✓ {head}: all {len(cases)} cases pass. Well done!"
+    return _finish(CheckResult(exercise, True, msg, cases_passed=len(cases), cases_total=len(cases)), quiet)
+
+
+def _images(shape, seed: int) -> torch.Tensor:
+    return sampling.noise_like(shape, seed=seed).clamp(-2, 2) * 0.5
+
+
+# --------------------------------------------------------------------------- 1.1 add_noise
+
+
+def _ref_add_noise(x0, t, noise, schedule):
+    return schedules.get(schedule).add_noise(x0, t, noise)
+
+
+def check_add_noise(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 1.1: ``add_noise(x0, t, noise, schedule) -> x_t = a(t) x0 + s(t) noise``."""
+    cos, lin = schedules.cosine(), schedules.linear()
+    x0, eps = _images((1, 1, 4, 4), 1), sampling.noise_like((1, 1, 4, 4), seed=2)
+    xb, eb = _images((3, 1, 4, 4), 3), sampling.noise_like((3, 1, 4, 4), seed=4)
+    tb = torch.tensor([0.1, 0.5, 0.9])
+    base_hint = "x_t = a x0 + s noise with a = sqrt(alpha_bar(t)) and s = sqrt(1 - alpha_bar(t)): schedule.alpha(t)."
+
+    def no_sqrt(x, t, n, sched):
+        ab = sched.alpha_bar(t)
+        ab = ab.view(-1, 1, 1, 1) if isinstance(ab, torch.Tensor) else ab
+        return ab * x + (1 - ab) * n
+
+    cases = [
+        Case("one image, t = 0.5", (x0, 0.5, eps, cos), _ref_add_noise(x0, 0.5, eps, cos), base_hint),
+        Case("t = 0: no noise at all", (x0, 0.0, eps, cos), x0.clone(), "At t = 0, alpha_bar = 1: x_t must be x0."),
+        Case(
+            "t = 0.999: almost pure noise",
+            (x0, 0.999, eps, cos),
+            _ref_add_noise(x0, 0.999, eps, cos),
+            "Near t = 1 almost nothing of x0 survives; x_t should be very close to the noise.",
+        ),
+        Case(
+            "the linear schedule, t = 0.3",
+            (x0, 0.3, eps, lin),
+            _ref_add_noise(x0, 0.3, eps, lin),
+            "Use the schedule you are given (schedule.alpha(t), schedule.sigma(t)), not a fixed one.",
+        ),
+        Case(
+            "a batch of 3 images with one time each, t = tensor([0.1, 0.5, 0.9])",
+            (xb, tb, eb, cos),
+            _ref_add_noise(xb, tb, eb, cos),
+            "With a tensor t of shape [B], reshape a and s to [B, 1, 1, 1] so each image gets its own time.",
+        ),
+    ]
+    for case in cases:
+        if not (isinstance(case.args[1], float) and case.args[1] == 0.0):
+            case.mistakes.append(
+                (no_sqrt(*case.args), "It looks like alpha_bar was used as the scale: a and s are square roots.")
+            )
+    return _run("1.1", fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- 1.2 nearest_mean_accuracy
+
+
+def _ref_nearest_mean_accuracy(x_t, labels, means, a):
+    d = torch.cdist(x_t.reshape(len(x_t), -1).double(), (a * means).reshape(len(means), -1).double())
+    return float((d.argmin(dim=1).cpu() == labels.cpu()).double().mean())
+
+
+def check_nearest_mean_accuracy(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 1.2: ``nearest_mean_accuracy(x_t, labels, means, a) -> fraction classified right``.
+
+    Each x_t is given the label of the closest scaled class mean a * means[k].
+    """
+    means = _images((3, 1, 4, 4), 10) * 2
+    gen = torch.Generator().manual_seed(11)
+    labels = torch.randint(0, 3, (30,), generator=gen)
+    clean = means[labels] + 0.3 * torch.randn((30, 1, 4, 4), generator=gen)
+    noisy_a, noisy_s = 0.4, math.sqrt(1 - 0.16)
+    noisy = noisy_a * clean + noisy_s * torch.randn((30, 1, 4, 4), generator=gen)
+    hint = (
+        "For each image, compute the squared distance to a * means[k] for every class k (flatten the pixels), "
+        "take the argmin over k, and return the fraction of images whose argmin equals their label, as a float."
+    )
+
+    def unscaled(x, y, m, a):
+        return _ref_nearest_mean_accuracy(x, y, m, 1.0)
+
+    cases = [
+        Case(
+            "clean images, a = 1",
+            (clean, labels, means, 1.0),
+            _ref_nearest_mean_accuracy(clean, labels, means, 1.0),
+            hint,
+        ),
+        Case(
+            "noisy images, a = 0.4",
+            (noisy, labels, means, noisy_a),
+            _ref_nearest_mean_accuracy(noisy, labels, means, noisy_a),
+            hint,
+            mistakes=[
+                (
+                    unscaled(noisy, labels, means, noisy_a),
+                    "The noisy image's signal is a * x0: compare x_t with a * means[k], not means[k].",
+                )
+            ],
+        ),
+        Case(
+            "a single image that is exactly a class mean",
+            (means[1:2].clone(), torch.tensor([1]), means, 1.0),
+            1.0,
+            "An image equal to means[1] is nearest to means[1]: accuracy 1.0. Did you use argmax instead of argmin?",
+        ),
+    ]
+    return _run("1.2", fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- 2.2 eps and score
+
+
+def _ref_eps_and_score(x_t, x0_hat, t, schedule):
+    sched = schedules.get(schedule)
+    a, s = sched.alpha(t), sched.sigma(t)
+    return (x_t - a * x0_hat) / s, (a * x0_hat - x_t) / s**2
+
+
+def check_eps_and_score(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 2.2: ``eps_and_score(x_t, x0_hat, t, schedule) -> (eps_hat, score)`` for a float t."""
+    cos, lin = schedules.cosine(), schedules.linear()
+    x0, x = _images((2, 1, 3, 3), 20), sampling.noise_like((2, 1, 3, 3), seed=21)
+    hint = "eps_hat = (x_t - a x0_hat) / s and score = (a x0_hat - x_t) / s^2 = -eps_hat / s."
+    cases = []
+    for t, sched, what in [(0.5, cos, "t = 0.5"), (0.9, cos, "t = 0.9"), (0.2, lin, "the linear schedule, t = 0.2")]:
+        eps, score = _ref_eps_and_score(x, x0, t, sched)
+        mistakes = [
+            (
+                (eps, -score),
+                "The score points from x_t towards a x0_hat: score = (a x0_hat - x_t) / s^2 (mind the sign).",
+            ),
+            ((eps, -eps), "The score is -eps_hat / s, not -eps_hat: divide once more by s."),
+        ]
+        cases.append(Case(what, (x, x0, t, sched), (eps, score), hint, mistakes=mistakes))
+    return _run("2.2", fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- 2.1 gaussian denoiser
+
+
+def _ref_gaussian_denoiser(x_t, t, mu, cov, schedule):
+    sched = schedules.get(schedule)
+    a, s = sched.alpha(t), sched.sigma(t)
+    d = mu.numel()
+    x = x_t.reshape(len(x_t), d).double()
+    m, c = mu.reshape(d).double(), cov.double()
+    gain = a * c @ torch.linalg.inv(a * a * c + s * s * torch.eye(d, dtype=torch.float64))
+    out = m + (x - a * m) @ gain.T
+    return out.to(x_t.dtype).reshape(x_t.shape)
+
+
+def _toy_gaussian(d: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    root = torch.randn((d, d), generator=gen, dtype=torch.float64) * 0.5
+    cov = root @ root.T + 0.05 * torch.eye(d, dtype=torch.float64)
+    mu = torch.randn((d,), generator=gen, dtype=torch.float64)
+    return mu.float(), cov.float()
+
+
+def check_gaussian_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 2.1: ``gaussian_denoiser(x_t, t, mu, cov, schedule)``, the exact E[x0 | x_t] for
+    x0 ~ N(mu, cov). x_t: [B, C, H, W]; mu: [C, H, W]; cov: [D, D] with D = C*H*W."""
+    cos = schedules.cosine()
+    mu2, cov2 = _toy_gaussian(2, 30)
+    mu2 = mu2.reshape(2, 1, 1)
+    x2 = sampling.noise_like((5, 2, 1, 1), seed=31)
+    mu4, cov4 = _toy_gaussian(4, 32)
+    mu4 = mu4.reshape(1, 2, 2)
+    x4 = sampling.noise_like((3, 1, 2, 2), seed=33)
+    hint = (
+        "D(x_t) = mu + a Sigma (a^2 Sigma + s^2 I)^{-1} (x_t - a mu), with each x_t flattened to a vector of "
+        "length D; torch.linalg.solve or torch.linalg.inv help. Reshape the result back to x_t's shape."
+    )
+    cases = []
+    for what, x, t, mu, cov in [
+        ("2-D toy, t = 0.5", x2, 0.5, mu2, cov2),
+        ("2-D toy, t = 0.98 (mostly noise: the answer is close to mu)", x2, 0.98, mu2, cov2),
+        ("2-D toy, t = 0.02 (little noise: the answer is close to x_t / a)", x2, 0.02, mu2, cov2),
+        ("a 2x2 image (D = 4), t = 0.4", x4, 0.4, mu4, cov4),
+    ]:
+        expected = _ref_gaussian_denoiser(x, t, mu, cov, cos)
+        a = cos.alpha(t)
+        forgot_a_mu = _ref_gaussian_denoiser(x + a * mu - mu, t, mu, cov, cos)
+        mistakes = [(forgot_a_mu, "The mean of x_t is a mu, not mu: use (x_t - a mu) in the formula.")]
+        cases.append(Case(what, (x, t, mu, cov, cos), expected, hint, atol=1e-4, rtol=1e-3, mistakes=mistakes))
+    return _run("2.1", fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- 2.3 ddim step
+
+
+def _ref_ddim_step(x_t, x0_hat, t, t_next, schedule):
+    sched = schedules.get(schedule)
+    a, s = sched.alpha(t), sched.sigma(t)
+    a2, s2 = sched.alpha(t_next), sched.sigma(t_next)
+    eps = (x_t - a * x0_hat) / s
+    return a2 * x0_hat + s2 * eps
+
+
+def _recorded_ddim(denoiser, noise, steps, schedule):
+    """Run elslib.sampling.ddim and record, for each step, (x_t, x0_hat, t, t_next, x_next)."""
+    records, state = [], {"x": noise}
+    times = [1.0 - i / steps for i in range(steps + 1)]
+    times[-1] = 0.0
+
+    def callback(i, t, x_next, x0_hat):
+        records.append((state["x"], x0_hat, times[i], times[i + 1], x_next))
+        state["x"] = x_next
+
+    final = sampling.ddim(denoiser, noise, steps=steps, schedule=schedule, progress=False, callback=callback)
+    return records, final
+
+
+def check_ddim_step(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 2.3: ``ddim_step(x_t, x0_hat, t, t_next, schedule) -> x_{t_next}``.
+
+    Compared with the steps that ``elslib.sampling.ddim`` takes on the Gaussian toy."""
+    cos = schedules.cosine()
+    mu, cov = _toy_gaussian(2, 40)
+    mu = mu.reshape(2, 1, 1)
+    den = lambda x, t: _ref_gaussian_denoiser(x, t, mu, cov, cos)
+    noise = sampling.noise_like((6, 2, 1, 1), seed=41)
+    records, final = _recorded_ddim(den, noise, 4, cos)
+    hint = (
+        "First recover the noise that explains x_t, eps_hat = (x_t - a x0_hat) / s, then move to the next time: "
+        "x_next = a_next x0_hat + s_next eps_hat, with a_next = schedule.alpha(t_next) and "
+        "s_next = schedule.sigma(t_next)."
+    )
+    cases = []
+    for x, x0, t, t_next, x_next in records:
+        a2 = cos.alpha(t_next)
+        mistakes = [
+            (a2 * x0 + cos.sigma(t_next) * x, "Do not carry x_t itself forward: carry the noise estimate eps_hat.")
+        ]
+        desc = f"one step of elslib.sampling.ddim from t = {t:g} to t = {t_next:g}"
+        if t_next == 0.0:
+            desc += " (the last step must return x0_hat)"
+        cases.append(Case(desc, (x, x0, t, t_next, cos), x_next, hint, mistakes=mistakes))
+
+    # A last case: the whole 4-step loop, driven by the learner's step, lands where ddim lands.
+    loop = "__four_steps__"
+    cases.append(
+        Case(
+            "four steps in a row from the same noise, as elslib.sampling.ddim(den, noise, steps=4) takes them",
+            (loop,),
+            final,
+            "Each step must only use its own arguments; check the single-step cases above first.",
+        )
+    )
+
+    def run_case(*args):
+        if args != (loop,):
+            return fn(*args)
+        x = noise
+        for _, _, t, t_next, _ in records:
+            x = fn(x, den(x, t), t, t_next, cos)
+        return x
+
+    run_case.__name__ = getattr(fn, "__name__", "ddim_step")
+    return _run("2.3", run_case if callable(fn) else fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- 3.1 ideal denoiser
+
+
+def _softmax_average(x_t, train, scale: float, temperature: float):
+    """sum_n softmax_n(-||x_t - scale x_n||^2 / temperature) x_n, in float64 (also builds wrong answers)."""
+    flat_train = train.reshape(len(train), -1).double()
+    d2 = torch.cdist(x_t.reshape(len(x_t), -1).double(), scale * flat_train) ** 2
+    w = torch.softmax(-d2 / temperature, dim=1)
+    return (w @ flat_train).to(x_t.dtype).reshape(x_t.shape)
+
+
+def _ref_ideal_denoiser(x_t, t, train, schedule):
+    """The reference: elslib.machines.IdealDenoiser when it exists, else the formula in float64."""
+    try:
+        from .machines import IdealDenoiser
+    except ImportError:
+        sched = schedules.get(schedule)
+        return _softmax_average(x_t, train, sched.alpha(t), 2 * sched.sigma(t) ** 2)
+    return IdealDenoiser(train, schedule=schedule)(x_t, t)
+
+
+def check_ideal_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 3.1: ``ideal_denoiser(x_t, t, train, schedule)``: the optimal denoiser of a finite
+    training set, a softmax-weighted average of the training images. Compared with
+    ``elslib.machines.IdealDenoiser``."""
+    cos = schedules.cosine()
+    train = _images((5, 1, 4, 4), 50) * 2
+    x_mid = cos.add_noise(train[[0, 2, 4]], 0.5, sampling.noise_like((3, 1, 4, 4), seed=51))
+    x_far = sampling.noise_like((2, 1, 4, 4), seed=52) * 3
+    hint = (
+        "w_n = softmax_n(-||x_t - a x_n||^2 / (2 s^2)) over the training images n, and x0_hat = sum_n w_n x_n. "
+        "Flatten the pixels; torch.cdist gives distances; torch.softmax is numerically safe."
+    )
+    cases = []
+    for what, x, t in [
+        ("3 noisy training images at t = 0.5", x_mid, 0.5),
+        ("t = 0.9: many images share the weight", x_mid, 0.9),
+        ("t = 0.05, far from every training image (naive exp() underflows here)", x_far, 0.05),
+    ]:
+        a, s = cos.alpha(t), cos.sigma(t)
+        mistakes = [
+            (_softmax_average(x, train, 1.0, 2 * s * s), "Compare x_t with a x_n (the signal shrinks by a), not x_n."),
+            (_softmax_average(x, train, a, s * s), "The exponent is -d^2 / (2 s^2): the factor 2 is missing."),
+            (_softmax_average(x, train, a, 2 * s), "The exponent divides by 2 s^2, the noise *variance*, not by 2 s."),
+        ]
+        expected = _ref_ideal_denoiser(x, t, train, cos)
+        cases.append(Case(what, (x, t, train, cos), expected, hint, atol=1e-4, rtol=1e-3, mistakes=mistakes))
+    cases.append(
+        Case(
+            "a training image at t = 0.01 is (almost) a fixed point",
+            (train[1:2].clone() * cos.alpha(0.01), 0.01, train, cos),
+            train[1:2].clone(),
+            "At tiny t one weight is ~1: the answer is that training image itself.",
+            atol=1e-3,
+        )
+    )
+    return _run("3.1", fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- 3.2 nearest training image
+
+
+def _ref_nearest_training_image(samples, train):
+    from .metrics import nearest_neighbours
+
+    return nearest_neighbours(samples, train)
+
+
+def check_nearest_training_image(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 3.2: ``nearest_training_image(samples, train) -> (distances [B], indices [B])``:
+    the root-mean-square pixel distance to the closest training image, and its index. Compared
+    with ``elslib.metrics.nearest_neighbours``."""
+    train = _images((6, 1, 4, 4), 60) * 2
+    copies = train[[4, 0]].clone()
+    new = _images((3, 1, 4, 4), 61) * 2
+    hint = (
+        "For each sample, the distance to training image n is sqrt(mean over pixels of (sample - train[n])^2); "
+        "return the minimum over n and where it is (e.g. torch.cdist on flattened images divided by "
+        "sqrt(number of pixels), then .min(dim=1))."
+    )
+    cases = []
+    for what, s in [("two samples that are copies of training images", copies), ("three new images", new)]:
+        d, i = _ref_nearest_training_image(s, train)
+        cases.append(
+            Case(
+                what,
+                (s, train),
+                (d, i),
+                hint,
+                atol=1e-4,
+                mistakes=[
+                    ((d**2, i), "Return the distance, not its square."),
+                    ((d * math.sqrt(s[0].numel()), i), "Average over the pixels: divide the summed squares by C*H*W."),
+                ],
+            )
+        )
+    return _run("3.2", fn, cases, quiet)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Exercise:
+    title: str
+    check: Callable
+    reference: Callable
+
+
+EXERCISES: dict[str, Exercise] = {
+    "1.1": Exercise("add noise to images (the forward process)", check_add_noise, _ref_add_noise),
+    "1.2": Exercise(
+        "classify noisy digits by the nearest scaled class mean",
+        check_nearest_mean_accuracy,
+        _ref_nearest_mean_accuracy,
+    ),
+    "2.1": Exercise("the exact denoiser of a Gaussian", check_gaussian_denoiser, _ref_gaussian_denoiser),
+    "2.2": Exercise(
+        "convert an x0 prediction into a noise and a score prediction", check_eps_and_score, _ref_eps_and_score
+    ),
+    "2.3": Exercise("one deterministic DDIM step", check_ddim_step, _ref_ddim_step),
+    "3.1": Exercise("the ideal denoiser of a finite training set", check_ideal_denoiser, _ref_ideal_denoiser),
+    "3.2": Exercise(
+        "distance to the nearest training image", check_nearest_training_image, _ref_nearest_training_image
+    ),
+}
+
+
+def _get(exercise: str) -> Exercise:
+    if exercise not in EXERCISES:
+        raise ValueError(f"unknown exercise {exercise!r}; known: {', '.join(EXERCISES)}")
+    return EXERCISES[exercise]
+
+
+def check(exercise: str, fn: Callable, quiet: bool = False) -> CheckResult:
+    """Check `fn` for exercise `exercise` (e.g. "1.1"): the same as the named check function."""
+    return _get(exercise).check(fn, quiet=quiet)
+
+
+def reference(exercise: str) -> Callable:
+    """The reference implementation the check compares with (same signature as the exercise)."""
+    return _get(exercise).reference
+
+
+def use(exercise: str, fn: Callable) -> Callable:
+    """Your `fn` if it passes exercise `exercise`'s check, otherwise the reference (with a note).
+
+    Lets later cells run before an exercise is solved; never raises because of the learner's code.
+    """
+    try:
+        passed = bool(_get(exercise).check(fn, quiet=True))
+    except CheckFailed:
+        passed = False
+    name = getattr(fn, "__name__", "your function")
+    if passed:
+        print(f"Using your {name} from exercise {exercise}.")
+        return fn
+    print(f"Exercise {exercise} is not solved yet, so the cells below use the reference {name} from elslib.exercises.")
+    return _get(exercise).reference
