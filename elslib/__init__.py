@@ -6,12 +6,48 @@ Submodules, one concern each:
 - ``schedules``: the forward noising process (the paper's cosine schedule by default);
 - ``sampling``: DDIM and DDPM samplers over any denoiser ``D(x_t, t) -> x0_hat``;
 - ``machines``: the closed-form score machines (ideal, local, equivariant, ELS);
-- ``plots``: image grids and labelled figures;
+- ``networks``, ``training``, ``pretrained``: small CNN denoisers, how to train them, shipped weights;
+- ``calibration``, ``metrics``: the patch-size schedule P(t); comparing images;
+- ``plots``: image grids, patch mosaics and labelled figures;
+- ``course``, ``exercises``: fast mode and checked exercises for the chapters;
 - ``device``: CPU or GPU.
+
+The interactive explorers are imported on demand: ``from elslib import widgets``.
 """
 
-from . import checks, data, device, plots, sampling, schedules
+from . import (
+    calibration,
+    checks,
+    course,
+    data,
+    device,
+    exercises,
+    machines,
+    metrics,
+    networks,
+    plots,
+    pretrained,
+    sampling,
+    schedules,
+    training,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["checks", "data", "device", "plots", "sampling", "schedules", "__version__"]
+__all__ = [
+    "calibration",
+    "checks",
+    "course",
+    "data",
+    "device",
+    "exercises",
+    "machines",
+    "metrics",
+    "networks",
+    "plots",
+    "pretrained",
+    "sampling",
+    "schedules",
+    "training",
+    "__version__",
+]
