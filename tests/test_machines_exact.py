@@ -24,13 +24,7 @@ except ImportError:  # tests collected as a package
 SCHED = schedules.cosine()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: thread hand-offs cost more than they save (and much more on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 LABELS = torch.tensor([0, 1, 0, 1, 2])

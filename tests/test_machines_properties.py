@@ -20,13 +20,7 @@ from elslib.machines.softmax import OnlineSoftmax
 SCHED = schedules.cosine()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: thread hand-offs cost more than they save (and much more on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(n=6, c=1, h=7, w=6, seed=0):
