@@ -125,3 +125,11 @@ def test_noise_is_standard_normal():
     n = sampling.noise_like((100, 1, 10, 10), seed=3)
     assert abs(float(n.mean())) < 0.03 and float(n.std()) == pytest.approx(1.0, abs=0.03)
     assert not math.isnan(float(n.sum()))
+
+
+def test_ddim_with_the_ideal_machine_of_one_image_returns_it():
+    from elslib.machines import IdealDenoiser
+
+    image = torch.rand(1, 1, 7, 6) * 2 - 1
+    out = sampling.ddim(IdealDenoiser(image), sampling.noise_like((4, 1, 7, 6), seed=5), steps=20, progress=False)
+    assert (out - image).abs().max() < 1e-4
