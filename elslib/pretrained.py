@@ -110,7 +110,7 @@ def train(name: str, steps: int | None = None, out_dir=None, resume: bool = True
         final_loss=float(history.smoothed(100)[-1]),
         train_seconds=round(history.seconds, 1),
         trained_on=f"{cpu_name()}, {torch.get_num_threads()} threads",
-        torch=torch.__version__,
+        torch=str(torch.__version__),
         python=sys.version.split()[0],
         date=time.strftime("%Y-%m-%d"),
     )

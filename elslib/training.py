@@ -8,6 +8,7 @@ prediction. Checkpoints hold only tensors, numbers and strings, and are read wit
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -97,7 +98,8 @@ def save_checkpoint(
         "weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "losses": list(history.losses) if history else [],
         "seconds": float(history.seconds) if history else 0.0,
-        "meta": dict(meta or {}),
+        # plain JSON values only (a TorchVersion, say, is a class the safe loader refuses)
+        "meta": json.loads(json.dumps(meta or {}, default=str)),
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()

@@ -185,3 +185,10 @@ def test_tampered_or_wrong_checkpoints_are_refused(tmp_path):
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an elslib checkpoint"):
         training.load_checkpoint(tmp_path / "other.pt")
+
+
+def test_metadata_of_any_type_is_stored_as_plain_values(tmp_path):
+    net = networks.ResNet(channels=4, blocks=1)
+    path = training.save_checkpoint(tmp_path / "m.pt", net, meta={"torch": torch.__version__, "n": 3})
+    _, state = training.load_checkpoint(path)
+    assert state["meta"] == {"torch": str(torch.__version__), "n": 3}
