@@ -38,6 +38,22 @@ def check_time(t: TimeLike, name: str = "t") -> TimeLike:
     return t
 
 
+def batch_times(t: TimeLike, b: int, name: str = "t") -> torch.Tensor:
+    """Checked times as a float64 CPU tensor [b], one per image of a batch of b.
+
+    A float or 0-d tensor is shared by the whole batch; a 1-d tensor must hold b times.
+    """
+    t = check_time(t, name)
+    if not isinstance(t, torch.Tensor):
+        return torch.full((b,), t, dtype=torch.float64)
+    t = t.detach().to("cpu", torch.float64)
+    if t.dim() == 0:
+        return t.expand(b).clone()
+    if t.shape[0] != b:
+        raise ValueError(f"{name} has {t.shape[0]} times but the batch has {b} images")
+    return t.clone()
+
+
 def check_images(x, name: str = "x", channels: int | None = None, size: tuple[int, int] | None = None):
     """Check an image batch: a finite floating tensor of shape [B, C, H, W].
 

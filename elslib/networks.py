@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import schedules as _schedules
-from .checks import check_choice, check_images, check_positive_int, check_time
+from .checks import batch_times, check_choice, check_images, check_positive_int
 
 PADDINGS = ("zeros", "circular")
 
@@ -60,10 +60,8 @@ class Conditioning(nn.Module):
 
 
 def _times(x: torch.Tensor, t) -> torch.Tensor:
-    """A float or [B] tensor of times -> a [B] float tensor on x's device."""
-    t = check_time(t)
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    return t.expand(x.shape[0]) if t.dim() == 0 else t
+    """A float or [B] tensor of times -> a [B] tensor in x's dtype, on x's device."""
+    return batch_times(t, x.shape[0]).to(x)
 
 
 def _labels(x: torch.Tensor, label, num_classes: int | None):

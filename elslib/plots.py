@@ -13,10 +13,12 @@ import torch
 
 def to_display(image) -> np.ndarray:
     """One image [C, H, W] (or [H, W]) in [-1, 1] -> numpy [H, W] or [H, W, 3] in [0, 1]."""
+    from .data import denormalise
+
     x = image.detach().float().cpu() if isinstance(image, torch.Tensor) else torch.as_tensor(image, dtype=torch.float32)
     if x.dim() == 3:
         x = x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)
-    return ((x + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
+    return denormalise(x).numpy()
 
 
 def show_image(ax, image, title: str | None = None, cmap: str = "gray") -> None:

@@ -107,9 +107,6 @@ def table(rows: list[dict]) -> str:
 def figure(comparison: Comparison, path, columns: int = 8):
     """Network samples above the ELS machine's predictions from the same noise, and the IS
     machine's (which copy training images); each ELS column is titled with its r."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from .plots import show_image

@@ -51,6 +51,14 @@ def noise_like(shape, seed: int = 0, device=None, dtype=torch.float32) -> torch.
     return out if device is None else out.to(device)
 
 
+def step_times(steps: int) -> list[float]:
+    """The times DDIM and DDPM visit with `steps` steps: 1, 1 - 1/steps, ..., 0 (exactly 0 last)."""
+    steps = check_positive_int(steps, "steps")
+    times = [1.0 - i / steps for i in range(steps + 1)]
+    times[-1] = 0.0
+    return times
+
+
 def _call(denoiser, x, t: float, label):
     out = denoiser(x, t) if label is None else denoiser(x, t, label=label)
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
@@ -65,8 +73,7 @@ def _sample(denoiser, noise, steps, schedule, label, eta, generator, return_traj
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     sched = _schedules.get(schedule)
-    times = [1.0 - i / steps for i in range(steps + 1)]
-    times[-1] = 0.0
+    times = step_times(steps)
 
     x = noise
     xs, x0s = [x], []

@@ -35,26 +35,24 @@ class Schedule:
             return fn(t.double()).to(t.dtype)
         return float(fn(torch.tensor(t, dtype=torch.float64)))
 
+    def _ab(self, u: torch.Tensor) -> torch.Tensor:
+        return self._alpha_bar(u).clamp(0.0, 1.0)
+
     def alpha_bar(self, t: TimeLike) -> TimeLike:
         """Fraction of signal *variance* left at time t: 1 at t=0, near 0 at t=1."""
-        return self._apply(lambda u: self._alpha_bar(u).clamp(0.0, 1.0), t)
+        return self._apply(self._ab, t)
 
     def alpha(self, t: TimeLike) -> TimeLike:
         """Signal scale a(t) = sqrt(alpha_bar(t))."""
-        return self._apply(lambda u: self._alpha_bar(u).clamp(0.0, 1.0).sqrt(), t)
+        return self._apply(lambda u: self._ab(u).sqrt(), t)
 
     def sigma(self, t: TimeLike) -> TimeLike:
         """Noise scale s(t) = sqrt(1 - alpha_bar(t))."""
-        return self._apply(lambda u: (1.0 - self._alpha_bar(u).clamp(0.0, 1.0)).sqrt(), t)
+        return self._apply(lambda u: (1.0 - self._ab(u)).sqrt(), t)
 
     def snr(self, t: TimeLike) -> TimeLike:
         """Signal-to-noise ratio alpha_bar / (1 - alpha_bar); infinite at t = 0."""
-
-        def ratio(u):
-            ab = self._alpha_bar(u).clamp(0.0, 1.0)
-            return ab / (1.0 - ab)
-
-        return self._apply(ratio, t)
+        return self._apply(lambda u: self._ab(u) / (1.0 - self._ab(u)), t)
 
     def add_noise(self, x0: torch.Tensor, t: TimeLike, noise: torch.Tensor) -> torch.Tensor:
         """Forward process: x_t = a(t) x0 + s(t) noise.

@@ -15,7 +15,7 @@ from numbers import Integral
 import torch
 
 from .. import schedules
-from ..checks import check_images, check_positive_int, check_time
+from ..checks import batch_times, check_images, check_positive_int
 from ..device import resolve
 from .explain import Explanation
 
@@ -121,7 +121,7 @@ class Machine:
         check_images(x_t, "x_t", channels=self.channels, size=self.size)
         b = x_t.shape[0]
         x = x_t.detach().to(self.device, torch.float32)
-        tt = _times(t, b)
+        tt = batch_times(t, b)
         a = self.schedule.alpha(tt).to(self.device)
         s2 = (self.schedule.sigma(tt) ** 2).clamp_min(S2_FLOOR).to(self.device)
         return x, a, s2, self._check_label(label, b), tt
@@ -168,19 +168,6 @@ def _groups(machine: Machine, tt: torch.Tensor, labels: list | None):
         groups.setdefault(k, []).append(i)
     for (p, lab), idx in groups.items():
         yield torch.tensor(idx, device=machine.device), p, lab
-
-
-def _times(t, b: int) -> torch.Tensor:
-    """t as a float64 tensor [b] (a float or a 0-d tensor is shared by the whole batch)."""
-    t = check_time(t, "t")
-    if isinstance(t, torch.Tensor):
-        t = t.detach().to("cpu", torch.float64)
-        if t.dim() == 0:
-            return t.expand(b).clone()
-        if t.shape[0] != b:
-            raise ValueError(f"t has {t.shape[0]} times but x_t has {b} images")
-        return t.clone()
-    return torch.full((b,), t, dtype=torch.float64)
 
 
 def _check_labels(labels, n: int, device) -> torch.Tensor | None:

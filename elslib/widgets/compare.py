@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from .. import schedules
 from ..metrics import pearson_r
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled, note
@@ -51,7 +52,7 @@ class MachineComparer(Explorer):
         if unknown or not machines:
             raise ValueError(f"machines must be a non-empty subset of {helpers.MACHINES}, got {machines!r}")
         self.kinds = [k for k in helpers.MACHINES if k in machines]
-        self.schedule = helpers.get_schedule(schedule)
+        self.schedule = schedules.get(schedule)
         self.network, self.network_name = helpers.resolve_network(network, self.schedule)
         self.network_dataset, self.steps = network_dataset, int(steps)
         self._machines = helpers.LRU(6)  # machines hold key tables that take seconds to build

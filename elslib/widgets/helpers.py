@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import torch
 
-from .. import data, machines, networks, pretrained, sampling, schedules
+from .. import data, machines, networks, pretrained, sampling
 from ..machines.patches import pad
 
 DATASETS = list(data.OFFLINE)  # the offline datasets the pickers offer
@@ -135,13 +135,4 @@ def trajectory(denoiser, shape, seed: int, steps: int, schedule=None, tick=None,
     )  # fmt: skip
 
 
-def step_times(steps: int) -> list[float]:
-    """The times DDIM visits with `steps` steps: 1, 1 - 1/steps, ..., 0."""
-    times = [1.0 - i / steps for i in range(steps + 1)]
-    times[-1] = 0.0
-    return times
-
-
-def get_schedule(schedule):
-    """A Schedule from a Schedule, its name or None (the paper's cosine schedule)."""
-    return schedules.get(schedule)
+step_times = sampling.step_times  # the sampler's own time grid: caches keyed on it stay in step

@@ -9,7 +9,7 @@ import torch
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
-from .. import networks
+from .. import networks, schedules
 from . import helpers
 from .base import FIELD, LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
 
@@ -50,7 +50,7 @@ class LocalityProbe(Explorer):
     def __init__(self, network="auto", dataset="mnist", index=0, t=0.5, row=None, col=None, patch_size=7, seed=0,
                  schedule=None, n_images=100, progress=True):  # fmt: skip
         super().__init__(progress)
-        self.schedule = helpers.get_schedule(schedule)
+        self.schedule = schedules.get(schedule)
         denoiser, name = helpers.resolve_network(network, self.schedule)
         if denoiser is None:
             torch.manual_seed(0)

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .. import data
+from .. import data, schedules
 from ..machines.patches import pad, windows
 from ..plots import mosaic_image
 from . import helpers
@@ -63,7 +63,7 @@ class MosaicInspector(Explorer):
         else:
             self.source_name, self.class_names = f"{len(images)} training images", None
         self.images, self.labels = images, labels
-        self.steps, self.schedule, self.padding = int(steps), helpers.get_schedule(schedule), padding
+        self.steps, self.schedule, self.padding = int(steps), schedules.get(schedule), padding
         self.machine = helpers.make_machine("ELS", images, patch_size, padding, self.schedule)
         self.patch_size = patch_size
         self._trajectories = helpers.LRU(16)

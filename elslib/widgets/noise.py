@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from .. import data
+from .. import data, schedules
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled
 
@@ -80,7 +80,7 @@ class NoiseExplorer(Explorer):
     # --------------------------------------------------------------------------- drawing
     def _draw(self):
         images, labels = helpers.training_set(self.dataset.value, self.n_images)
-        sched = helpers.get_schedule(self.schedule.value)
+        sched = schedules.get(self.schedule.value)
         t = float(self.t.value)
         x0 = images[self.index.value]
         eps = helpers.noise(tuple(x0.shape), self.seed.value)[0]
@@ -137,7 +137,7 @@ class NoiseExplorer(Explorer):
         ax = self.ax_snr
         grid = np.linspace(0.0, 1.0, 201)[1:]
         for name in SCHEDULES:
-            sched = helpers.get_schedule(name)
+            sched = schedules.get(name)
             art["snr"][name] = ax.plot(grid, [sched.snr(float(u)) for u in grid], label=name)[0]
         ax.axhline(1.0, color="#bbbbbb", lw=0.8, zorder=0)
         art["dot"] = ax.plot([0.5], [1.0], "o", color=MARK, ms=7, zorder=3)[0]

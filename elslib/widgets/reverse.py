@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from .. import schedules
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
 
@@ -53,7 +54,7 @@ class ReverseProcessPlayer(Explorer):
         self.denoiser = denoiser
         self.name = name or getattr(denoiser, "name", type(denoiser).__name__)
         self.shape = tuple(shape) if shape is not None else _shape_of(denoiser)
-        self.steps, self.schedule, self.label = int(steps), helpers.get_schedule(schedule), label
+        self.steps, self.schedule, self.label = int(steps), schedules.get(schedule), label
         self._cache = helpers.LRU(32)
 
         self.step = widgets.IntSlider(value=self.steps if step is None else step, min=0, max=self.steps,

@@ -7,7 +7,7 @@ import math
 import ipywidgets as widgets
 import numpy as np
 
-from .. import calibration, pretrained
+from .. import calibration, pretrained, schedules
 from ..metrics import pearson_r
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled
@@ -57,7 +57,7 @@ class ScaleScheduleEditor(Explorer):
                  steps=20, schedule=None, mode=None, constant=7, bands=5, network_dataset=helpers.NETWORK_DATASET,
                  progress=True):  # fmt: skip
         super().__init__(progress)
-        self.noise_schedule = helpers.get_schedule(schedule)
+        self.noise_schedule = schedules.get(schedule)
         self.network, self.network_name = helpers.resolve_network(network, self.noise_schedule)
         self._no_network = "no network given" if self.network is None else ""
         if dataset != network_dataset and self.network is not None:
