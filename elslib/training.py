@@ -53,14 +53,15 @@ class History:
         ax.plot(range(len(self.losses) - len(smooth), len(self.losses)), smooth, label="running mean")
         ax.set_yscale("log")
         ax.set_xlabel("training step")
-        ax.set_ylabel("MSE on the noise")
+        ax.set_ylabel("MSE on the target (eps or v)")
         ax.set_title(title)
         ax.legend()
         return ax
 
 
 def diffusion_loss(net, x0, schedule, generator, labels=None, label_dropout: float = 0.0):
-    """One Monte-Carlo estimate of E ||eps - net(x_t, t)||^2 over t ~ U(0, 1) and eps ~ N(0, I).
+    """One Monte-Carlo estimate of E ||target - net(x_t, t)||^2 over t ~ U(0, 1) and eps ~ N(0, I),
+    where the target is eps or v = a eps - s x0, as the network was built to predict.
 
     With labels, a fraction `label_dropout` of them is hidden (set to -1, "no label"), so the same
     network also learns the unconditional denoiser.
@@ -73,7 +74,8 @@ def diffusion_loss(net, x0, schedule, generator, labels=None, label_dropout: flo
     if labels is not None and label_dropout > 0:
         hide = (torch.rand(b, generator=generator) < label_dropout).to(labels.device)
         labels = labels.masked_fill(hide, -1)
-    return F.mse_loss(net(a * x0 + s * eps, t, label=labels), eps)
+    target = networks.regression_target(x0, eps, a, s, getattr(net, "target", "eps"))
+    return F.mse_loss(net(a * x0 + s * eps, t, label=labels), target)
 
 
 def kind_of(net) -> str:
@@ -160,7 +162,7 @@ def train(
     progress: bool = True,
     meta: dict | None = None,
 ) -> History:
-    """Train `net` to predict the noise, with Adam and a cosine-decayed learning rate.
+    """Train `net` to predict its target (eps or v), with Adam and a cosine-decayed learning rate.
 
     Args:
         net: a ResNet or UNet (trained in place).

@@ -1,226 +1,16 @@
-r"""Automatic checks for the chapters' exercises.
-
-Each exercise asks the learner to write one function. Its check calls that function on several
-small cases, compares with the truth (the library's own implementation wherever there is one, so
-that chapter and library cannot drift apart) and answers in words: which case, what was expected,
-what came back, and a hint. A function that still raises ``NotImplementedError`` (as in the
-student versions) gets a friendly "not implemented yet".
-
-In a chapter::
-
-    from elslib import exercises
-    exercises.check_add_noise(add_noise)            # prints the verdict, returns a CheckResult
-    noisy = exercises.use("1.1", add_noise)         # yours if it passes, else the reference
-
-``use`` lets a student notebook run from top to bottom before every exercise is solved.
-Set ``ELS_STRICT_CHECKS=1`` to make a failing check raise (the tests do, on the solutions).
-"""
+"""Exercises of chapters 01-03: noise, denoising, the ideal denoiser."""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 
-from . import sampling, schedules
-
-__all__ = [
-    "EXERCISES",
-    "CheckFailed",
-    "CheckResult",
-    "check",
-    "check_add_noise",
-    "check_ddim_step",
-    "check_eps_and_score",
-    "check_gaussian_denoiser",
-    "check_ideal_denoiser",
-    "check_nearest_mean_accuracy",
-    "check_nearest_training_image",
-    "reference",
-    "use",
-]
-
-
-class CheckFailed(AssertionError):
-    """Raised by a failing check when ELS_STRICT_CHECKS=1 (in the tests), with the full message."""
-
-
-@dataclass
-class CheckResult:
-    """The verdict of one check. ``bool(result)`` is whether it passed; ``message`` says why."""
-
-    exercise: str
-    passed: bool
-    message: str
-    implemented: bool = True
-    cases_passed: int = 0
-    cases_total: int = 0
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def __str__(self) -> str:
-        return self.message
-
-    def _ipython_display_(self) -> None:
-        # The check printed its message already; do not show it a second time as the cell's value.
-        pass
-
-
-@dataclass
-class Case:
-    """One input to try: positional `args`, what the function should return, and a hint."""
-
-    description: str
-    args: tuple
-    expected: object
-    hint: str
-    atol: float = 1e-5
-    rtol: float = 1e-4
-    # (wrong answer, targeted hint): if the learner's result matches a known mistake, say so.
-    mistakes: list = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- describing values
-
-
-def _describe(value) -> str:
-    if isinstance(value, torch.Tensor):
-        flat = value.detach().reshape(-1)
-        head = ", ".join(f"{float(v):.4g}" for v in flat[:4])
-        more = ", ..." if flat.numel() > 4 else ""
-        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}, values [{head}{more}]"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, tuple):
-        return "(" + "; ".join(_describe(v) for v in value) + ")"
-    return f"{type(value).__name__}: {value!r}"[:200]
-
-
-def _as_tensor(value):
-    if isinstance(value, torch.Tensor):
-        return value
-    try:
-        return torch.as_tensor(value)
-    except Exception:  # not convertible: the comparison below reports the type
-        return None
-
-
-def _difference(expected, got, atol: float, rtol: float) -> str | None:
-    """None when `got` matches `expected`; otherwise one sentence saying how they differ."""
-    if isinstance(expected, tuple):
-        if not isinstance(got, tuple | list) or len(got) != len(expected):
-            return f"expected a tuple of {len(expected)} values, got {_describe(got)}"
-        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
-            problem = _difference(e, g, atol, rtol)
-            if problem:
-                return f"in returned value #{i + 1}: {problem}"
-        return None
-    if isinstance(expected, float):
-        try:
-            g = float(got)
-        except (TypeError, ValueError):
-            return f"expected a number, got {_describe(got)}"
-        if math.isnan(g) or abs(g - expected) > atol + rtol * abs(expected):
-            return f"expected {expected:.6g}, got {g:.6g}"
-        return None
-    g = _as_tensor(got)
-    if g is None:
-        return f"expected a tensor of shape {tuple(expected.shape)}, got {_describe(got)}"
-    if tuple(g.shape) != tuple(expected.shape):
-        return f"expected shape {tuple(expected.shape)}, got shape {tuple(g.shape)}"
-    if not expected.is_floating_point():
-        g = g.long()
-        wrong = (g.cpu() != expected.cpu()).nonzero()
-        if len(wrong):
-            where = tuple(int(i) for i in wrong[0])
-            return (
-                f"{len(wrong)} of {expected.numel()} entries differ; first at index {where}: "
-                f"expected {int(expected[where])}, got {int(g[where])}"
-            )
-        return None
-    g = g.detach().to(torch.float64).cpu()
-    e = expected.to(torch.float64).cpu()
-    if not torch.isfinite(g).all():
-        return "your result contains NaN or infinite values (an overflow? see the hint)"
-    err = (g - e).abs()
-    bad = err > atol + rtol * e.abs()
-    if bad.any():
-        where = tuple(int(i) for i in bad.nonzero()[0])
-        return (
-            f"max difference {float(err.max()):.3g}; first wrong entry at index {where}: "
-            f"expected {float(e[where]):.5g}, got {float(g[where]):.5g}"
-        )
-    return None
-
-
-def _matches(wrong, got, atol=1e-5, rtol=1e-4) -> bool:
-    try:
-        return _difference(wrong, got, atol, rtol) is None
-    except Exception:
-        return False
-
-
-def _strict() -> bool:
-    return os.environ.get("ELS_STRICT_CHECKS", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _finish(result: CheckResult, quiet: bool) -> CheckResult:
-    if not quiet:
-        print(result.message)
-    if _strict() and not result.passed:
-        raise CheckFailed(result.message)
-    return result
-
-
-def _run(exercise: str, fn: Callable, cases: list[Case], quiet: bool = False) -> CheckResult:
-    name = getattr(fn, "__name__", "your function")
-    title = EXERCISES[exercise].title if exercise in EXERCISES else ""
-    head = f"Exercise {exercise} ({name})"
-    if not callable(fn):
-        msg = f"✗ {head}: expected a function, got {_describe(fn)}. Pass the function itself, without calling it."
-        return _finish(CheckResult(exercise, False, msg, cases_total=len(cases)), quiet)
-    for k, case in enumerate(cases):
-        try:
-            got = fn(*case.args)
-        except NotImplementedError:
-            msg = (
-                f"… {head} is not implemented yet: {title}.\n"
-                f"  Replace the line `raise NotImplementedError(...)` in its cell with your code, run that cell,\n"
-                f"  then run this check again. (The cells below use the reference solution meanwhile.)"
-            )
-            return _finish(CheckResult(exercise, False, msg, implemented=False, cases_total=len(cases)), quiet)
-        except Exception as err:  # report any error as feedback, never crash the check
-            msg = (
-                f"✗ {head} raised {type(err).__name__} on case {k + 1} of {len(cases)} ({case.description}):\n"
-                f"  {err}\n  hint: {case.hint}"
-            )
-            return _finish(CheckResult(exercise, False, msg, cases_passed=k, cases_total=len(cases)), quiet)
-        problem = _difference(case.expected, got, case.atol, case.rtol)
-        if problem:
-            hint = case.hint
-            for wrong, targeted in case.mistakes:
-                if _matches(wrong, got):
-                    hint = targeted
-                    break
-            msg = (
-                f"✗ {head}: case {k + 1} of {len(cases)} ({case.description}) is not right yet.\n"
-                f"  expected: {_describe(case.expected)}\n"
-                f"  got:      {_describe(got)}\n"
-                f"  {problem}\n"
-                f"  hint: {hint}"
-            )
-            return _finish(CheckResult(exercise, False, msg, cases_passed=k, cases_total=len(cases)), quiet)
-    msg = f"✓ {head}: all {len(cases)} cases pass. Well done!"
-    return _finish(CheckResult(exercise, True, msg, cases_passed=len(cases), cases_total=len(cases)), quiet)
-
-
-def _images(shape, seed: int) -> torch.Tensor:
-    return sampling.noise_like(shape, seed=seed).clamp(-2, 2) * 0.5
-
+from .. import sampling, schedules
+from .framework import Case, CheckResult, Exercise
+from .framework import random_images as _images
+from .framework import run_cases as _run
 
 # --------------------------------------------------------------------------- 1.1 add_noise
 
@@ -495,7 +285,7 @@ def _softmax_average(x_t, train, scale: float, temperature: float):
 def _ref_ideal_denoiser(x_t, t, train, schedule):
     """The reference: elslib.machines.IdealDenoiser when it exists, else the formula in float64."""
     try:
-        from .machines import IdealDenoiser
+        from ..machines import IdealDenoiser
     except ImportError:
         sched = schedules.get(schedule)
         return _softmax_average(x_t, train, sched.alpha(t), 2 * sched.sigma(t) ** 2)
@@ -544,7 +334,7 @@ def check_ideal_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
 
 
 def _ref_nearest_training_image(samples, train):
-    from .metrics import nearest_neighbours
+    from ..metrics import nearest_neighbours
 
     return nearest_neighbours(samples, train)
 
@@ -580,16 +370,6 @@ def check_nearest_training_image(fn: Callable, quiet: bool = False) -> CheckResu
     return _run("3.2", fn, cases, quiet)
 
 
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class Exercise:
-    title: str
-    check: Callable
-    reference: Callable
-
-
 EXERCISES: dict[str, Exercise] = {
     "1.1": Exercise("add noise to images (the forward process)", check_add_noise, _ref_add_noise),
     "1.2": Exercise(
@@ -607,36 +387,3 @@ EXERCISES: dict[str, Exercise] = {
         "distance to the nearest training image", check_nearest_training_image, _ref_nearest_training_image
     ),
 }
-
-
-def _get(exercise: str) -> Exercise:
-    if exercise not in EXERCISES:
-        raise ValueError(f"unknown exercise {exercise!r}; known: {', '.join(EXERCISES)}")
-    return EXERCISES[exercise]
-
-
-def check(exercise: str, fn: Callable, quiet: bool = False) -> CheckResult:
-    """Check `fn` for exercise `exercise` (e.g. "1.1"): the same as the named check function."""
-    return _get(exercise).check(fn, quiet=quiet)
-
-
-def reference(exercise: str) -> Callable:
-    """The reference implementation the check compares with (same signature as the exercise)."""
-    return _get(exercise).reference
-
-
-def use(exercise: str, fn: Callable) -> Callable:
-    """Your `fn` if it passes exercise `exercise`'s check, otherwise the reference (with a note).
-
-    Lets later cells run before an exercise is solved; never raises because of the learner's code.
-    """
-    try:
-        passed = bool(_get(exercise).check(fn, quiet=True))
-    except CheckFailed:
-        passed = False
-    name = getattr(fn, "__name__", "your function")
-    if passed:
-        print(f"Using your {name} from exercise {exercise}.")
-        return fn
-    print(f"Exercise {exercise} is not solved yet, so the cells below use the reference {name} from elslib.exercises.")
-    return _get(exercise).reference

@@ -1,0 +1,7 @@
+"""Exercises of chapter 05 (filled in with the chapter)."""
+
+from __future__ import annotations
+
+from .framework import Exercise
+
+EXERCISES: dict[str, Exercise] = {}
