@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from . import sampling
-from .checks import check_positive_int
+from .checks import check_choice, check_positive_int
 from .metrics import cosine_similarity
 
 
@@ -51,6 +51,13 @@ class ScaleSchedule:
         nearest = min(range(len(self.times)), key=lambda i: abs(self.times[i] - t))
         return int(self.patch_sizes[nearest])
 
+    def best_per_seed(self) -> list[list[int]] | None:
+        """[seeds][steps]: the best P of each calibration seed at each step (None when loaded)."""
+        if self.similarity is None or self.candidates is None:
+            return None
+        best = torch.nan_to_num(self.similarity, nan=-float("inf")).argmax(dim=2)
+        return torch.tensor(self.candidates)[best].tolist()
+
     def to_dict(self) -> dict:
         return {"times": [round(t, 6) for t in self.times], "patch_sizes": [int(p) for p in self.patch_sizes]}
 
@@ -66,7 +73,7 @@ class ScaleSchedule:
             _, ax = plt.subplots(figsize=(5.5, 3.5))
         ax.step(self.times, self.patch_sizes, where="mid", marker="o", label="median over seeds")
         if self.similarity is not None and self.candidates is not None:
-            best = torch.tensor(self.candidates)[self.similarity.argmax(dim=2)]  # [seeds, steps]
+            best = torch.tensor(self.candidates)[torch.nan_to_num(self.similarity, nan=-float("inf")).argmax(dim=2)]
             lo, hi = best.float().quantile(0.25, dim=0), best.float().quantile(0.75, dim=0)
             ax.fill_between(self.times, lo, hi, step="mid", alpha=0.25, label="25-75% of seeds")
         ax.set_xlabel("diffusion time t (noise grows to the right)")
@@ -84,6 +91,7 @@ def calibrate(
     patch_sizes=None,
     steps: int = 20,
     schedule=None,
+    search: str = "full",
     progress: bool = True,
 ) -> ScaleSchedule:
     """Measure the patch-size schedule under which a machine best imitates a network.
@@ -95,31 +103,72 @@ def calibrate(
         seeds: the noise seeds whose network trajectories are used.
         patch_sizes: the odd sizes to try (default 1, 3, ..., up to the image side).
         steps: DDIM steps; the schedule is defined at those times.
+        search: "full" tries every size at every step. "local" tries every size at the first
+            step only; at each later step it starts from the previous step's P and its two
+            neighbours in `patch_sizes`, and walks on while the best lies at the edge of what it
+            tried. P(t) changes slowly with t, so this finds the same answer as the full search
+            whenever the similarity has a single peak in P, for a third of the machine calls.
+            Sizes not tried are NaN in ``similarity``.
 
     Returns a :class:`ScaleSchedule` (median over seeds of the best P at each step).
     """
     steps = check_positive_int(steps, "steps")
+    check_choice(search, "search", ("full", "local"))
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     c, h, w = shape
-    sizes = list(patch_sizes) if patch_sizes is not None else list(range(1, max(h, w) + 1, 2))
+    sizes = sorted(patch_sizes) if patch_sizes is not None else list(range(1, max(h, w) + 1, 2))
     if any(p < 1 or p % 2 == 0 for p in sizes):
         raise ValueError(f"patch_sizes must be odd positive integers, got {sizes}")
     noise = torch.cat([sampling.noise_like((1, c, h, w), seed=s) for s in seeds])
     _, traj = sampling.ddim(network, noise, steps=steps, schedule=schedule, return_trajectory=True, progress=False)
-    sim = torch.zeros(len(seeds), steps, len(sizes))
-    jobs = [(j, i) for j in range(len(sizes)) for i in range(steps)]
-    if progress:
-        from tqdm.auto import tqdm
+    sim = torch.full((len(seeds), steps, len(sizes)), float("nan"))
+    machines: dict[int, object] = {}  # the few most recent machines: their precomputations are large
 
-        jobs = tqdm(jobs, desc="calibrating P(t)")
-    machine, current = None, None
-    for j, i in jobs:
-        if current != j:  # one machine per size at a time: their precomputations are large
-            machine, current = make_machine(sizes[j]), j
-        t = float(traj.times[i])
-        sim[:, i, j] = cosine_similarity(machine(traj.x[i], t), traj.x0_hat[i])
-    best = torch.tensor(sizes)[sim.argmax(dim=2)]  # [seeds, steps]
+    def measure(i: int, j: int) -> None:
+        if not torch.isnan(sim[0, i, j]):
+            return
+        if j not in machines:
+            if len(machines) >= (1 if search == "full" else 3):
+                machines.pop(next(iter(machines)))
+            machines[j] = make_machine(sizes[j])
+        sim[:, i, j] = cosine_similarity(machines[j](traj.x[i], float(traj.times[i])), traj.x0_hat[i])
+
+    def median_best(i: int) -> int:
+        best = torch.nan_to_num(sim[:, i], nan=-float("inf")).argmax(dim=1)  # [seeds]
+        return int(best.median())  # the lower median: always one of the sizes tried
+
+    if search == "full":
+        jobs = [(i, j) for j in range(len(sizes)) for i in range(steps)]  # size-major: one machine at a time
+        for i, j in _progress(jobs, progress, "calibrating P(t)"):
+            measure(i, j)
+    else:
+        centre = None
+        for i in _progress(range(steps), progress, "calibrating P(t), local search"):
+            tried = range(len(sizes)) if centre is None else range(max(centre - 1, 0), min(centre + 2, len(sizes)))
+            for j in tried:
+                measure(i, j)
+            lo, hi = tried.start, tried.stop - 1
+            while True:  # walk on while the best is at the edge of what was tried
+                j = median_best(i)
+                if j == lo and lo > 0:
+                    lo -= 1
+                    measure(i, lo)
+                elif j == hi and hi < len(sizes) - 1:
+                    hi += 1
+                    measure(i, hi)
+                else:
+                    break
+            centre = j
+    best = torch.tensor(sizes)[torch.nan_to_num(sim, nan=-float("inf")).argmax(dim=2)]  # [seeds, steps]
     median = best.median(dim=0).values  # the lower median: always one of the odd sizes tried
     return ScaleSchedule([float(t) for t in traj.times[:-1]], median.tolist(), sim, sizes)
+
+
+def _progress(iterable, show: bool, desc: str):
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc)

@@ -26,13 +26,17 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # (see elslib.networks).
 RECIPES = {
     "resnet-zeros": dict(
-        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="zeros", target="v"), steps=4000, lr=2e-3
+        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="zeros", target="v"),
+        steps=3000, lr=2e-3,
     ),
     "resnet-circular": dict(
-        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="circular", target="v"), steps=4000, lr=2e-3
+        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="circular", target="v"),
+        steps=3000, lr=2e-3,
     ),
-    "unet-zeros": dict(kind="unet", config=dict(in_channels=1, channels=32, padding="zeros", target="v"), steps=4000, lr=2e-3),
-}
+    "unet-zeros": dict(
+        kind="unet", config=dict(in_channels=1, channels=32, padding="zeros", target="v"), steps=1500, lr=2e-3
+    ),
+}  # fmt: skip
 DATASET, BATCH_SIZE, SEED = "mnist", 128, 0
 
 

@@ -20,10 +20,14 @@ from pathlib import Path
 import torch
 
 from . import calibration, data, metrics, networks, pretrained, sampling
+from .checks import check_positive_int
 from .machines import ELSDenoiser, IdealDenoiser, LocalDenoiser
 
 MACHINES = ("IS", "LS", "ELS")
-CALIBRATION_SIZES = (1, 3, 5, 7, 9, 11, 13, 15, 19, 23, 27, 31)
+QUICK_SEEDS, FULL_SEEDS = range(8), range(100)  # the noise seeds of `reproduce --quick` and of the full run
+# odd patch sizes tried by the calibration; the ResNets' receptive field is 17 pixels, and the local
+# search (see calibration.calibrate) only visits the large ones where the network needs them
+CALIBRATION_SIZES = (1, 3, 5, 7, 9, 11, 13, 15, 17, 21, 25)
 
 
 @dataclass
@@ -53,22 +57,35 @@ def scale_schedule(name: str, images, padding: str, seeds: int, progress: bool) 
     meta = pretrained.metadata(name)
     if "scales" in meta:
         return calibration.ScaleSchedule.from_dict(meta["scales"])
+    start = time.perf_counter()
     net = networks.as_denoiser(pretrained.load(name, device="cpu"))
     make = lambda p: ELSDenoiser(images, patch_size=p, padding=padding)
     sched = calibration.calibrate(
         net, make, tuple(images.shape[1:]), seeds=range(1000, 1000 + seeds), patch_sizes=CALIBRATION_SIZES,
-        progress=progress,
+        search="local", progress=progress,
     )  # fmt: skip
-    meta["scales"] = {**sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}"}
+    meta["scales"] = {
+        **sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}", "sizes_tried": list(CALIBRATION_SIZES),
+        "search": "local", "best_per_seed": sched.best_per_seed(), "seconds": round(time.perf_counter() - start, 1),
+    }  # fmt: skip
     pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
     return sched
 
 
-def compare(name: str, seeds, calibration_seeds: int = 8, progress: bool = True) -> Comparison:
-    """Sample network `name` and the IS, LS and ELS machines from the same seeds; correlate."""
+def compare(
+    name: str, seeds, calibration_seeds: int = 8, progress: bool = True, n_images: int | None = None
+) -> Comparison:
+    """Sample network `name` and the IS, LS and ELS machines from the same seeds; correlate.
+
+    The machines use the network's whole training set (MNIST-5000), unless `n_images` asks for a
+    smaller class-balanced subset (quicker; a weaker prediction of the network, for fast mode).
+    The calibrated scales come from the network's metadata (measured and stored when absent).
+    """
     images, _ = data.load(pretrained.DATASET)
     padding = pretrained.RECIPES[name]["config"]["padding"]
     scales = scale_schedule(name, images, padding, calibration_seeds, progress)
+    if n_images is not None:
+        images = images[: check_positive_int(n_images, "n_images")]
     seeds = list(seeds)
     noise = torch.cat([sampling.noise_like((1, *images.shape[1:]), seed=s) for s in seeds])
     out = Comparison(name, seeds)
@@ -87,6 +104,20 @@ def compare(name: str, seeds, calibration_seeds: int = 8, progress: bool = True)
     for who in ("network", "IS", "ELS"):
         out.novelty[who] = metrics.nearest_neighbours(out.samples[who], images)[0]
     return out
+
+
+def record(name: str, row: dict, quick: bool) -> None:
+    """Keep a run's summary in the network's metadata, under "reproduction" -> "quick"/"full", so
+    that the chapters can show what the command measured beside what they measure."""
+    meta = pretrained.metadata(name)
+    entry = {
+        **row,
+        "command": "python -m elslib reproduce" + (" --quick" if quick else ""),
+        "machine": f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    meta.setdefault("reproduction", {})["quick" if quick else "full"] = entry
+    pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def table(rows: list[dict]) -> str:
@@ -131,7 +162,7 @@ def run(quick: bool = False, names=None, out_dir="reproduce-results", progress: 
     names = list(names or pretrained.available())
     if not names:
         raise FileNotFoundError("no shipped network weights found; train one with `python -m elslib train NAME`")
-    seeds = range(8) if quick else range(100)
+    seeds = QUICK_SEEDS if quick else FULL_SEEDS
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -140,6 +171,7 @@ def run(quick: bool = False, names=None, out_dir="reproduce-results", progress: 
         comparison = compare(name, seeds, calibration_seeds=4 if quick else 8, progress=progress)
         rows.append({**comparison.summary(), "seconds": {k: round(v, 1) for k, v in comparison.seconds.items()}})
         figure(comparison, out / f"{name}.png")
+        record(name, rows[-1], quick)
     text = table(rows) + (
         f"\nMedian over seeds of the Pearson correlation r between each machine's final sample and the network's "
         f"(the paper's Table 1 reports r, calling it r^2); r^2 is the median of the squares. NN dist. = RMS "

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from elslib import calibration, metrics
+from elslib.machines import IdealDenoiser
 
 
 def test_pearson_and_cosine_match_numpy():
@@ -59,3 +60,39 @@ def test_calibration_recovers_the_patch_size_of_a_machine_network():
     middle = [p for t, p in zip(sched.times, sched.patch_sizes, strict=True) if 0.1 < t < 0.9]
     assert middle and all(p == 3 for p in middle)
     assert sched.similarity.shape == (3, 6, 4)
+
+
+class PeakedMachine:
+    """A stand-in machine of size P whose output resembles the network's most when P is the
+    true scale at that t (the network's estimate plus a perturbation growing with |P - P_true|)."""
+
+    calls = 0
+
+    def __init__(self, network, p, true_scale):
+        self.network, self.p, self.true_scale = network, p, true_scale
+
+    def __call__(self, x, t):
+        PeakedMachine.calls += 1
+        out = self.network(x, t)
+        g = torch.Generator().manual_seed(7)
+        return out + 0.3 * abs(self.p - self.true_scale(t)) * torch.randn(out.shape, generator=g)
+
+
+def test_local_search_finds_what_the_full_search_finds_with_fewer_calls():
+    g = torch.Generator().manual_seed(3)
+    images = torch.rand(6, 1, 8, 8, generator=g) * 2 - 1
+    network = IdealDenoiser(images)
+    true_scale = lambda t: 2 * int(round(1 + 5 * float(t))) + 1  # 13 at t = 1 down to 3 at t = 0
+    make = lambda p: PeakedMachine(network, p, true_scale)
+    sizes = list(range(1, 16, 2))
+    found = {}
+    for search in ("full", "local"):
+        PeakedMachine.calls = 0
+        sched = calibration.calibrate(network, make, (1, 8, 8), seeds=range(2), patch_sizes=sizes, steps=10,
+                                      search=search, progress=False)  # fmt: skip
+        found[search] = (sched.patch_sizes, PeakedMachine.calls)
+        assert sched.patch_sizes == [true_scale(t) for t in sched.times]
+    assert found["local"][0] == found["full"][0]
+    assert found["local"][1] < found["full"][1] / 2
+    with pytest.raises(ValueError, match="search"):
+        calibration.calibrate(network, make, (1, 8, 8), seeds=[0], patch_sizes=sizes, steps=2, search="greedy")

@@ -104,6 +104,56 @@ def test_as_denoiser_inverts_the_forward_process(t):
     assert torch.allclose(den(sched.add_noise(x0, t, eps), t), x0, atol=1e-3 if t > 0.9 else 1e-5)
 
 
+class _KnowsVelocity(torch.nn.Module):
+    """A fake v-network that outputs the true velocity v = a eps - s x0 of the batch it was built with."""
+
+    target = "v"
+
+    def __init__(self, x0, eps, sched, t):
+        super().__init__()
+        self.v = sched.alpha(t) * eps - sched.sigma(t) * x0
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t, label=None):
+        return self.v
+
+
+@pytest.mark.parametrize("t", [0.05, 0.5, 0.95, 1.0])
+def test_a_v_network_gives_back_x0_and_eps_even_at_t_1(t):
+    sched = schedules.cosine()
+    x0, eps = torch.randn(2, 1, 5, 5, dtype=torch.float64), torch.randn(2, 1, 5, 5, dtype=torch.float64)
+    den = networks.as_denoiser(_KnowsVelocity(x0, eps, sched, t), sched)
+    eps_hat, x0_hat = den.predict(sched.add_noise(x0, t, eps), t)
+    assert torch.allclose(x0_hat, x0, atol=1e-10) and torch.allclose(eps_hat, eps, atol=1e-10)
+
+
+def test_a_v_error_stays_bounded_in_x0_where_an_eps_error_explodes():
+    sched, t = schedules.cosine(), 1.0
+    x_t, err = torch.zeros(1, 1, 2, 2), 0.01 * torch.ones(1, 1, 2, 2)
+    a, s = sched.alpha(t), sched.sigma(t)
+    _, x0_from_eps = networks.split_output(err, x_t, a, s, "eps")  # true eps = 0, true x0 = 0
+    _, x0_from_v = networks.split_output(err, x_t, a, s, "v")
+    assert x0_from_eps.abs().max() > 0.5 and x0_from_v.abs().max() <= 0.01
+
+
+@pytest.mark.parametrize("kind", ["resnet", "unet"])
+def test_the_training_loss_regresses_on_the_networks_target(kind):
+    sched = schedules.cosine()
+    torch.manual_seed(0)
+    net = networks.build(kind, channels=4, **({"blocks": 1} if kind == "resnet" else {}), target="v")
+    x0 = torch.rand(3, 1, 8, 8) * 2 - 1
+    loss = training.diffusion_loss(net, x0, sched, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)  # redraw what the loss drew, in the same order
+    t = torch.rand(3, generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    a, s = sched.alpha(t).view(-1, 1, 1, 1), sched.sigma(t).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        expected = ((net(a * x0 + s * eps, t) - (a * eps - s * x0)) ** 2).mean()
+    assert torch.allclose(loss.detach(), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="target"):
+        networks.ResNet(target="x0")
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="padding"):
         networks.ResNet(padding="reflect")
