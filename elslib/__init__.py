@@ -9,6 +9,10 @@ Submodules, one concern each:
 - ``networks``, ``training``, ``pretrained``: small CNN denoisers, how to train them, shipped weights;
 - ``calibration``, ``metrics``: the patch-size schedule P(t); comparing images;
 - ``plots``: image grids, patch mosaics and labelled figures;
+- ``receptive``, ``symmetry``: measuring locality (gradient maps) and shift equivariance;
+- ``combinatorics``: counting patches and the images a patch mosaic can make;
+- ``morphogenesis``: a Gray-Scott reaction-diffusion toy (local rules, global form);
+- ``reproduce``: the paper's headline comparison, CNN vs machines (imported on demand);
 - ``course``, ``exercises``: fast mode and checked exercises for the chapters;
 - ``device``: CPU or GPU.
 
@@ -18,17 +22,21 @@ The interactive explorers are imported on demand: ``from elslib import widgets``
 from . import (
     calibration,
     checks,
+    combinatorics,
     course,
     data,
     device,
     exercises,
     machines,
     metrics,
+    morphogenesis,
     networks,
     plots,
     pretrained,
+    receptive,
     sampling,
     schedules,
+    symmetry,
     training,
 )
 
@@ -37,17 +45,21 @@ __version__ = "0.1.0"
 __all__ = [
     "calibration",
     "checks",
+    "combinatorics",
     "course",
     "data",
     "device",
     "exercises",
     "machines",
     "metrics",
+    "morphogenesis",
     "networks",
     "plots",
     "pretrained",
+    "receptive",
     "sampling",
     "schedules",
+    "symmetry",
     "training",
     "__version__",
 ]

@@ -74,9 +74,7 @@ def test_chapter_runs_in_fast_mode(path, monkeypatch, capsys):
     monkeypatch.setenv("ELS_STRICT_CHECKS", "1")
     monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))
     nb = read(path)
-    client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(CHAPTERS)}}
-    )
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(CHAPTERS)}})
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     TIMES[path.stem] = elapsed = time.perf_counter() - start

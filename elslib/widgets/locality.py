@@ -98,9 +98,10 @@ class LocalityProbe(Explorer):
             device = next(self.net.parameters()).device
             x = x_t.to(device).requires_grad_(True)
             self.net.eval()
-            eps = self.net(x, t)
+            out = self.net(x, t)
             a, s = self.schedule.alpha(t), self.schedule.sigma(t)
-            x0_hat = (x - s * eps) / a  # the network as a denoiser, as networks.as_denoiser computes it
+            # the network as a denoiser, as networks.as_denoiser computes it, whatever its target (eps or v)
+            _, x0_hat = networks.split_output(out, x, a, s, getattr(self.net, "target", "eps"))
             (grad,) = torch.autograd.grad(x0_hat[0, :, row, col].sum(), x)
             return x_t[0], grad[0].abs().sum(0).cpu().numpy()
 
