@@ -8,10 +8,13 @@ of seeds on which ELS beats IS, and how far the samples are from their nearest t
 
     python -m elslib reproduce --quick      # a few seeds, minutes on a laptop CPU
     python -m elslib reproduce              # 100 seeds, as in the paper
+    python -m elslib reproduce --seeds 24   # any number; finished chunks of 8 seeds are kept in
+                                            # reproduce-results/chunks, so a stopped run resumes
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -49,6 +52,11 @@ class Comparison:
         row["ELS_beats_IS"] = float((self.r["ELS"] > self.r["IS"]).float().mean())
         row["nn_network"] = float(self.novelty["network"].median())
         row["nn_IS"] = float(self.novelty["IS"].median())
+        # per seed too, so that a chapter running some of the same seeds can compare seed by seed
+        row["per_seed"] = {
+            "seed": list(self.seeds),
+            **{f"r_{m}": [round(float(v), 4) for v in self.r[m]] for m in MACHINES},
+        }
         return row
 
 
@@ -72,29 +80,65 @@ def scale_schedule(name: str, images, padding: str, seeds: int, progress: bool) 
     return sched
 
 
+# Seeds are sampled (and, given a cache folder, stored) in chunks of this many: a long run that is
+# stopped loses at most one chunk and resumes where it left off.
+CHUNK = 8
+
+
 def compare(
-    name: str, seeds, calibration_seeds: int = 8, progress: bool = True, n_images: int | None = None
+    name: str,
+    seeds,
+    calibration_seeds: int = 8,
+    progress: bool = True,
+    n_images: int | None = None,
+    cache_dir=None,
 ) -> Comparison:
     """Sample network `name` and the IS, LS and ELS machines from the same seeds; correlate.
 
     The machines use the network's whole training set (MNIST-5000), unless `n_images` asks for a
     smaller class-balanced subset (quicker; a weaker prediction of the network, for fast mode).
     The calibrated scales come from the network's metadata (measured and stored when absent).
+    cache_dir: keep each chunk of `CHUNK` seeds there as it finishes, and reuse chunks found
+    there (only those made by the same weights, scales and training set), so that an interrupted
+    run resumes.
     """
     images, _ = data.load(pretrained.DATASET)
     padding = pretrained.RECIPES[name]["config"]["padding"]
     scales = scale_schedule(name, images, padding, calibration_seeds, progress)
     if n_images is not None:
         images = images[: check_positive_int(n_images, "n_images")]
-    seeds = list(seeds)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    stamp = _fingerprint(name, scales, len(images))
+    denoisers, parts = None, []
+    chunks = [seeds[i : i + CHUNK] for i in range(0, len(seeds), CHUNK)]
+    for k, chunk in enumerate(chunks):
+        path = None if cache_dir is None else Path(cache_dir) / f"{name}-{stamp}-seeds-{chunk[0]}-{chunk[-1]}.pt"
+        part = _read_part(path, chunk)
+        if part is None:
+            if progress and len(chunks) > 1:
+                print(f"{name}: seeds {chunk[0]}-{chunk[-1]} (chunk {k + 1} of {len(chunks)})", flush=True)
+            if denoisers is None:  # built once: the ELS key tables are reused by every chunk
+                denoisers = {
+                    "network": networks.as_denoiser(pretrained.load(name, device="cpu")),
+                    "IS": IdealDenoiser(images),
+                    "LS": LocalDenoiser(images, patch_size=scales),
+                    "ELS": ELSDenoiser(images, patch_size=scales, padding=padding),
+                }
+            part = _sample_part(name, chunk, denoisers, images, progress)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                torch.save(_part_state(part), tmp)
+                tmp.replace(path)
+        parts.append(part)
+    return _merge(name, seeds, parts)
+
+
+def _sample_part(name, seeds, denoisers, images, progress) -> Comparison:
     noise = torch.cat([sampling.noise_like((1, *images.shape[1:]), seed=s) for s in seeds])
-    out = Comparison(name, seeds)
-    denoisers = {
-        "network": networks.as_denoiser(pretrained.load(name, device="cpu")),
-        "IS": IdealDenoiser(images),
-        "LS": LocalDenoiser(images, patch_size=scales),
-        "ELS": ELSDenoiser(images, patch_size=scales, padding=padding),
-    }
+    out = Comparison(name, list(seeds))
     for who, den in denoisers.items():
         start = time.perf_counter()
         out.samples[who] = sampling.ddim(den, noise, steps=20, progress=progress)
@@ -106,17 +150,58 @@ def compare(
     return out
 
 
+def _fingerprint(name: str, scales, n_images: int) -> str:
+    """What a stored chunk depends on: the weights' bytes, the scales, the training set's size."""
+    digest = hashlib.sha256(pretrained.weights_path(name).read_bytes())
+    digest.update(json.dumps([scales.to_dict(), n_images, pretrained.DATASET]).encode())
+    return digest.hexdigest()[:12]
+
+
+def _part_state(part: Comparison) -> dict:
+    return {"seeds": part.seeds, "samples": part.samples, "r": part.r, "novelty": part.novelty, "seconds": part.seconds}
+
+
+def _read_part(path, seeds) -> Comparison | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a truncated or foreign file: sample this chunk again
+        return None
+    if state.get("seeds") != list(seeds):
+        return None
+    return Comparison(path.name, list(seeds), state["samples"], state["r"], state["novelty"], state["seconds"])
+
+
+def _merge(name: str, seeds, parts) -> Comparison:
+    out = Comparison(name, list(seeds))
+    out.samples = {k: torch.cat([p.samples[k] for p in parts]) for k in parts[0].samples}
+    out.r = {k: torch.cat([p.r[k] for p in parts]) for k in parts[0].r}
+    out.novelty = {k: torch.cat([p.novelty[k] for p in parts]) for k in parts[0].novelty}
+    out.seconds = {k: sum(p.seconds[k] for p in parts) for k in parts[0].seconds}
+    return out
+
+
+def run_key(quick: bool, n_seeds: int) -> str:
+    """Where a run is kept in the metadata: "quick" (8 seeds), "full" (100) or "seeds-N"."""
+    if quick:
+        return "quick"
+    return "full" if n_seeds == len(FULL_SEEDS) else f"seeds-{n_seeds}"
+
+
 def record(name: str, row: dict, quick: bool) -> None:
-    """Keep a run's summary in the network's metadata, under "reproduction" -> "quick"/"full", so
-    that the chapters can show what the command measured beside what they measure."""
+    """Keep a run's summary in the network's metadata, under "reproduction" -> "quick", "full" or
+    "seeds-N", so that the chapters can show what the command measured beside what they measure."""
     meta = pretrained.metadata(name)
+    key = run_key(quick, row["seeds"])
+    option = {"quick": " --quick", "full": ""}.get(key, f" --seeds {row['seeds']}")
     entry = {
         **row,
-        "command": "python -m elslib reproduce" + (" --quick" if quick else ""),
+        "command": "python -m elslib reproduce" + option + f" --names {name}",
         "machine": f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
     }
-    meta.setdefault("reproduction", {})["quick" if quick else "full"] = entry
+    meta.setdefault("reproduction", {})[key] = entry
     pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -157,18 +242,29 @@ def figure(comparison: Comparison, path, columns: int = 8):
     return path
 
 
-def run(quick: bool = False, names=None, out_dir="reproduce-results", progress: bool = True) -> str:
-    """Compare every shipped network with the machines; write RESULTS.md, a JSON and figures."""
+def run(
+    quick: bool = False, names=None, out_dir="reproduce-results", progress: bool = True, seeds: int | None = None
+) -> str:
+    """Compare every shipped network with the machines; write RESULTS.md, a JSON and figures.
+
+    seeds: how many noise seeds (0, 1, ..., seeds - 1); default 8 with `quick`, else 100.
+    """
     names = list(names or pretrained.available())
     if not names:
         raise FileNotFoundError("no shipped network weights found; train one with `python -m elslib train NAME`")
-    seeds = QUICK_SEEDS if quick else FULL_SEEDS
+    if seeds is None:
+        seeds = QUICK_SEEDS if quick else FULL_SEEDS
+    else:
+        seeds = range(check_positive_int(seeds, "seeds"))
+        quick = quick and len(seeds) == len(QUICK_SEEDS)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     start = time.perf_counter()
     for name in names:
-        comparison = compare(name, seeds, calibration_seeds=4 if quick else 8, progress=progress)
+        comparison = compare(
+            name, seeds, calibration_seeds=4 if quick else 8, progress=progress, cache_dir=out / "chunks"
+        )
         rows.append({**comparison.summary(), "seconds": {k: round(v, 1) for k, v in comparison.seconds.items()}})
         figure(comparison, out / f"{name}.png")
         record(name, rows[-1], quick)

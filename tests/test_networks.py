@@ -205,10 +205,48 @@ def test_checkpoint_round_trip_and_resume(tmp_path, monkeypatch):
     resumed = training.train(net2, images, labels, steps=6, batch_size=8, progress=False, checkpoint=ckpt, resume=True)
     assert resumed.losses == pytest.approx(ref.losses, rel=1e-6)
 
+    for (k, v), (k2, v2) in zip(full.state_dict().items(), net2.state_dict().items(), strict=True):
+        assert k == k2 and torch.allclose(v.float(), v2.float(), atol=1e-6), k  # the same weight average
     loaded, state = training.load_checkpoint(ckpt)
     assert state["kind"] == "resnet" and len(state["losses"]) == 6
     for (k, v), (k2, v2) in zip(net2.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2)
+
+
+def test_the_weight_average_is_bias_corrected_and_forgets_the_initialisation(monkeypatch):
+    """The EMA left in the net is sum_k (1-d) d^(n-k) w_k / (1 - d^n) over the weights w_1..w_n after
+    each step, computed here in float64 from snapshots: no trace of the random initial weights."""
+    images, _ = _tiny_data()
+    snapshots = []
+
+    class Recording(training.WeightAverage):
+        def update(self, net):
+            snapshots.append({k: v.detach().double().clone() for k, v in net.state_dict().items()})
+            super().update(net)
+
+    monkeypatch.setattr(training, "WeightAverage", Recording)
+    torch.manual_seed(0)
+    net = networks.ResNet(channels=8, blocks=1)
+    init = {k: v.detach().double().clone() for k, v in net.state_dict().items()}
+    decay = 0.99
+    training.train(net, images, steps=5, batch_size=8, lr=5e-2, ema_decay=decay, progress=False)
+    n = len(snapshots)
+    assert n == 5
+    weights = [(1 - decay) * decay ** (n - 1 - i) for i in range(n)]
+    assert sum(weights) == pytest.approx(1 - decay**n)
+    for k, v in net.state_dict().items():
+        if not v.is_floating_point():
+            continue
+        expected = sum(w * snap[k] for w, snap in zip(weights, snapshots, strict=True)) / (1 - decay**n)
+        assert torch.allclose(v.double(), expected, atol=1e-6), k
+        # the uncorrected average started from the init would sit mostly (d^5 = 95%) on the init
+        if k.endswith("weight") and v.numel() > 10:
+            assert (v.double() - expected).abs().max() < 0.01 * (init[k] - expected).abs().max()
+
+
+def test_a_bad_ema_decay_is_refused():
+    with pytest.raises(ValueError, match="ema_decay"):
+        training.WeightAverage(networks.ResNet(channels=8, blocks=1), 1.5)
 
 
 def test_tampered_or_wrong_checkpoints_are_refused(tmp_path):

@@ -1,0 +1,114 @@
+"""`python -m elslib reproduce` on a tiny network: the table's numbers against independent ones."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from elslib import data, networks, pretrained, reproduce, sampling, training
+from elslib.__main__ import main
+from elslib.machines import IdealDenoiser
+
+
+@pytest.fixture
+def tiny_shipped(tmp_path, monkeypatch):
+    """A small untrained ResNet shipped as "resnet-zeros" in a temporary weights folder, with a
+    stored constant scale schedule (so no calibration runs)."""
+    recipe = dict(kind="resnet", config=dict(in_channels=1, channels=8, blocks=1, padding="zeros", target="v"))
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(pretrained.RECIPES, "resnet-zeros", {**recipe, "steps": 1, "lr": 1e-3})
+    torch.manual_seed(0)
+    net = networks.build(recipe["kind"], **recipe["config"])
+    training.save_checkpoint(tmp_path / "resnet-zeros.pt", net, meta={"name": "resnet-zeros"})
+    scales = {"times": [round(1 - i / 20, 6) for i in range(20)], "patch_sizes": [3] * 20}
+    (tmp_path / "resnet-zeros.json").write_text(json.dumps({"name": "resnet-zeros", "scales": scales}))
+    return tmp_path
+
+
+def test_compare_correlates_each_machine_with_the_network(tiny_shipped):
+    cmp = reproduce.compare("resnet-zeros", [0, 3], progress=False, n_images=30)
+    images, _ = data.load("mnist", n=30)
+    noise = torch.cat([sampling.noise_like((1, 1, 32, 32), seed=s) for s in (0, 3)])
+    # the network's samples are its own DDIM run from those seeds, the IS ones the ideal machine's
+    net = networks.as_denoiser(pretrained.load("resnet-zeros"))
+    torch.testing.assert_close(cmp.samples["network"], sampling.ddim(net, noise, steps=20, progress=False))
+    torch.testing.assert_close(cmp.samples["IS"], sampling.ddim(IdealDenoiser(images), noise, steps=20, progress=False))
+    for m in reproduce.MACHINES:
+        expected = [
+            np.corrcoef(
+                cmp.samples[m][k].flatten().double().numpy(), cmp.samples["network"][k].flatten().double().numpy()
+            )[0, 1]
+            for k in range(2)
+        ]
+        np.testing.assert_allclose(cmp.r[m].numpy(), expected, atol=1e-5)
+    # the ideal machine copies: its samples sit on training images
+    assert float(cmp.novelty["IS"].max()) < 1e-3
+    d = torch.cdist(cmp.samples["network"].flatten(1).double(), images.flatten(1).double()).min(dim=1).values
+    np.testing.assert_allclose(cmp.novelty["network"].numpy(), (d / 32).numpy(), rtol=1e-4)
+    row = cmp.summary()
+    assert row["seeds"] == 2
+    assert row["r_ELS"] == pytest.approx(float(cmp.r["ELS"].median()))
+    assert row["r2_LS"] == pytest.approx(float((cmp.r["LS"] ** 2).median()))
+    assert row["ELS_beats_IS"] == pytest.approx(float((cmp.r["ELS"] > cmp.r["IS"]).double().mean()))
+    assert row["per_seed"]["seed"] == [0, 3]
+    np.testing.assert_allclose(row["per_seed"]["r_ELS"], cmp.r["ELS"].numpy(), atol=1e-4)
+
+
+def test_runs_are_recorded_under_their_own_key(tiny_shipped):
+    row = {"network": "resnet-zeros", "seeds": 8, "r_ELS": 0.5}
+    reproduce.record("resnet-zeros", row, quick=True)
+    reproduce.record("resnet-zeros", {**row, "seeds": 24}, quick=False)
+    reproduce.record("resnet-zeros", {**row, "seeds": 100}, quick=False)
+    runs = pretrained.metadata("resnet-zeros")["reproduction"]
+    assert set(runs) == {"quick", "seeds-24", "full"}
+    assert runs["quick"]["command"] == "python -m elslib reproduce --quick --names resnet-zeros"
+    assert runs["seeds-24"]["command"] == "python -m elslib reproduce --seeds 24 --names resnet-zeros"
+    assert runs["full"]["command"] == "python -m elslib reproduce --names resnet-zeros"
+    assert "scales" in pretrained.metadata("resnet-zeros")  # the calibration is kept
+
+
+def test_table_prints_medians_and_percentages():
+    row = dict(network="net", seeds=3, r_ELS=0.9, r_LS=0.8, r_IS=0.6, r2_ELS=0.81, r2_LS=0.64, r2_IS=0.36,
+               ELS_beats_IS=2 / 3, nn_network=0.3, nn_IS=0.0)  # fmt: skip
+    lines = reproduce.table([row]).splitlines()
+    assert lines[0].startswith("| network | seeds | r ELS")
+    assert lines[2] == "| net | 3 | 0.900 | 0.800 | 0.600 | 0.810 | 0.640 | 0.360 | 67% | 0.300 | 0.000 |"
+
+
+def test_the_command_rejects_a_bad_seed_count(tiny_shipped):
+    with pytest.raises(ValueError, match="seeds"):
+        main(["reproduce", "--seeds", "0", "--names", "resnet-zeros"])
+
+
+def test_chunks_are_kept_and_a_stopped_run_resumes(tiny_shipped, tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "CHUNK", 2)
+    cache = tmp_path / "chunks"
+    whole = reproduce.compare("resnet-zeros", [0, 1, 2], progress=False, n_images=20)
+    calls = []
+    real = reproduce._sample_part
+
+    def sample_then_stop(name, seeds, *args):
+        calls.append(list(seeds))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stopped during the second chunk
+        return real(name, seeds, *args)
+
+    monkeypatch.setattr(reproduce, "_sample_part", sample_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.compare("resnet-zeros", [0, 1, 2], progress=False, n_images=20, cache_dir=cache)
+    assert len(list(cache.glob("*.pt"))) == 1
+    resumed = reproduce.compare("resnet-zeros", [0, 1, 2], progress=False, n_images=20, cache_dir=cache)
+    assert calls == [[0, 1], [2], [2]]  # the first chunk was read back, not sampled again
+    for m in ("network", *reproduce.MACHINES):
+        torch.testing.assert_close(resumed.samples[m], whole.samples[m])
+    for m in reproduce.MACHINES:
+        torch.testing.assert_close(resumed.r[m], whole.r[m])
+    # other weights: the stored chunks do not apply
+    net = pretrained.load("resnet-zeros")
+    with torch.no_grad():
+        next(net.parameters()).add_(0.1)
+    training.save_checkpoint(pretrained.weights_path("resnet-zeros"), net)
+    calls.clear()
+    reproduce.compare("resnet-zeros", [0, 1], progress=False, n_images=20, cache_dir=cache)
+    assert calls == [[0, 1]]
