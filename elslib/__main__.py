@@ -61,7 +61,9 @@ def main(argv=None) -> int:
     rep = sub.add_parser("reproduce", help="the paper's Table 1 on the shipped networks: CNN vs IS, LS, ELS")
     rep.add_argument("--quick", action="store_true", help="8 seeds instead of 100 (minutes, not hours)")
     rep.add_argument("--seeds", type=int, default=None, help="how many seeds (default: 8 with --quick, else 100)")
-    rep.add_argument("--names", nargs="*", default=None, help="which shipped networks (default: all present)")
+    rep.add_argument(
+        "--names", nargs="*", default=None, help="which shipped networks (default: those with calibrated scales)"
+    )
     rep.add_argument("--out", default="reproduce-results", help="folder for RESULTS.md, results.json, figures")
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")

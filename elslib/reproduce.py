@@ -242,6 +242,13 @@ def figure(comparison: Comparison, path, columns: int = 8):
     return path
 
 
+def default_names() -> list[str]:
+    """The shipped networks whose P(t) is calibrated (calibrating one takes long); all shipped
+    ones when none is."""
+    shipped = pretrained.available()
+    return [n for n in shipped if "scales" in pretrained.metadata(n)] or shipped
+
+
 def run(
     quick: bool = False, names=None, out_dir="reproduce-results", progress: bool = True, seeds: int | None = None
 ) -> str:
@@ -249,7 +256,7 @@ def run(
 
     seeds: how many noise seeds (0, 1, ..., seeds - 1); default 8 with `quick`, else 100.
     """
-    names = list(names or pretrained.available())
+    names = list(names or default_names())
     if not names:
         raise FileNotFoundError("no shipped network weights found; train one with `python -m elslib train NAME`")
     if seeds is None:

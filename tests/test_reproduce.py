@@ -112,3 +112,12 @@ def test_chunks_are_kept_and_a_stopped_run_resumes(tiny_shipped, tmp_path, monke
     calls.clear()
     reproduce.compare("resnet-zeros", [0, 1], progress=False, n_images=20, cache_dir=cache)
     assert calls == [[0, 1]]
+
+
+def test_by_default_only_calibrated_networks_are_compared(tiny_shipped):
+    net = networks.build("resnet", in_channels=1, channels=8, blocks=1, padding="circular", target="v")
+    training.save_checkpoint(tiny_shipped / "resnet-circular.pt", net)
+    (tiny_shipped / "resnet-circular.json").write_text(json.dumps({"name": "resnet-circular"}))
+    assert reproduce.default_names() == ["resnet-zeros"]
+    (tiny_shipped / "resnet-zeros.json").write_text(json.dumps({"name": "resnet-zeros"}))
+    assert reproduce.default_names() == ["resnet-zeros", "resnet-circular"]  # none calibrated: all
