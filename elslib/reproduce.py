@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from . import calibration, data, metrics, networks, pretrained, sampling
+from . import device as _device
 from .checks import check_positive_int
 from .machines import ELSDenoiser, IdealDenoiser, LocalDenoiser
 
@@ -198,11 +199,18 @@ def record(name: str, row: dict, quick: bool) -> None:
     entry = {
         **row,
         "command": "python -m elslib reproduce" + option + f" --names {name}",
-        "machine": f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",
+        "machine": _machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
     meta.setdefault("reproduction", {})[key] = entry
     pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _machine() -> str:
+    """Where the machines ran (they take the GPU when there is one), for the record."""
+    where = _device.describe()
+    cpu = f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads"
+    return cpu if where.startswith("cpu") else f"{where}; CPU {cpu}"
 
 
 def table(rows: list[dict]) -> str:
