@@ -264,3 +264,16 @@ def test_callable_patch_size_caches_per_size():
     den = M.ELSDenoiser(train, patch_size=lambda t: 5 if t > 0.5 else 3)
     den(x_t, torch.tensor([0.2, 0.9, 0.4]))
     assert sorted(den._layouts) == [3, 5]
+
+
+def test_the_patch_hash_is_the_same_with_and_without_a_matrix_product():
+    """CUDA has no int64 matrix product, so off the CPU the hash is summed elementwise: same bits."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(500, 49, generator=g) * 2 - 1
+    x[::7] = x[3]  # some equal rows
+    coef = torch.randint(-(2**62), 2**62, (49,), generator=g) * 2 + 1
+    by_matmul = patches.row_hash(x.clone(), coef, torch.empty(500, 49, dtype=torch.int64), elementwise=False)
+    by_sum = patches.row_hash(x.clone(), coef, torch.empty(500, 49, dtype=torch.int64), elementwise=True)
+    assert torch.equal(by_matmul, by_sum)
+    assert torch.equal(by_sum[::7], by_sum[3].expand(len(by_sum[::7])))
+    assert len(by_sum.unique()) == 500 - len(range(0, 500, 7))  # rows 0, 7, 14, ... are copies of row 3

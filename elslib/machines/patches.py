@@ -179,7 +179,9 @@ def mean_patch(padded: torch.Tensor, p: int, rows: torch.Tensor, cols: torch.Ten
     return (summed[:, rows][:, :, cols].sum((1, 2)) / total).flatten().to(torch.float32)
 
 
-def row_hash(block: torch.Tensor, coef: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+def row_hash(
+    block: torch.Tensor, coef: torch.Tensor, scratch: torch.Tensor, elementwise: bool | None = None
+) -> torch.Tensor:
     """64-bit hash of each row of quantised values: [R, D] float32 -> [R] int64.
 
     Values are quantised to multiples of 2^-20 and hashed as sum_i q_i c_i mod 2^64, with one
@@ -188,11 +190,16 @@ def row_hash(block: torch.Tensor, coef: torch.Tensor, scratch: torch.Tensor) -> 
     (rows closer than 2^-20 collide here and are kept apart there). Quantising, rather than
     hashing the float bits, matters: flipping a float's sign changes its bits by exactly 2^31,
     and such power-of-two steps cancel far too easily in a sum mod 2^64.
-    Overwrites `block`; scratch: an int64 buffer of block's shape.
+    Overwrites `block`; scratch: an int64 buffer of block's shape. elementwise: sum the products
+    without a matrix product (default: off the CPU, since CUDA has no int64 matrix product).
     """
     block.mul_(QUANT).round_()  # exact in float32 for |values| < 8
     scratch.copy_(block)
-    return scratch @ coef
+    if elementwise is None:
+        elementwise = scratch.device.type != "cpu"
+    if not elementwise:
+        return scratch @ coef
+    return scratch.mul_(coef).sum(dim=1)  # the same wrapping sum: addition mod 2^64 is associative
 
 
 QUANT = 2.0**20
