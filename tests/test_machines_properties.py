@@ -201,8 +201,8 @@ def test_key_counts_and_sources():
     train[:, :, 3:] = -1.0
     den = M.ELSDenoiser(train, patch_size=3, padding="circular")
     table = den.prepare(3).groups[0].keys
-    pt = patches.patches_at(
-        patches.windows(patches.pad(train, 1, "circular"), 3), torch.arange(7), torch.arange(6)
+    pt = patches.patches_at(patches.windows(patches.pad(train, 1, "circular"), 3), torch.arange(7), torch.arange(6)).to(
+        table.keys.device
     )  # [N * H * W, D] in (image, row, col) order = the flat source index
     mu = table.mu
     for k in range(table.keys.shape[0]):

@@ -82,13 +82,13 @@ class Machine:
         """Per output pixel: the winning candidate, its weight, and the effective candidate count.
 
         Same arguments as calling the machine; returns an :class:`Explanation` of [B, H, W]
-        tensors (on the machine's device).
+        tensors on x_t's device, like the denoised image (so that they index x_t's tensors).
         """
         x, a, s2, labels, tt = self._inputs(x_t, t, label)
         parts = []
         for idx, p, lab in _groups(self, tt, labels):
             parts.append((idx, self._explain(x[idx], a[idx], s2[idx], p, lab)))
-        return Explanation.gather(parts, x.shape[0], self.size, self.device)
+        return Explanation.gather(parts, x.shape[0], self.size, self.device).to(x_t.device)
 
     def __repr__(self) -> str:
         n, c, h, w = self.images.shape

@@ -49,6 +49,10 @@ class Explanation:
                 tensor[idx] = part[name].to(tensor.dtype).expand(len(idx), h, w)
         return cls(**out)
 
+    def to(self, device) -> Explanation:
+        """The same explanation with its tensors on `device`."""
+        return Explanation(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
     def __getitem__(self, i) -> Explanation:
         """Select images of the batch, e.g. ``ex[0:1]``."""
         return Explanation(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
