@@ -116,7 +116,7 @@ def compare(
     chunks = [seeds[i : i + CHUNK] for i in range(0, len(seeds), CHUNK)]
     for k, chunk in enumerate(chunks):
         path = None if cache_dir is None else Path(cache_dir) / f"{name}-{stamp}-seeds-{chunk[0]}-{chunk[-1]}.pt"
-        part = _read_part(path, chunk)
+        part = _read_part(path, name, chunk)
         if part is None:
             if progress and len(chunks) > 1:
                 print(f"{name}: seeds {chunk[0]}-{chunk[-1]} (chunk {k + 1} of {len(chunks)})", flush=True)
@@ -128,11 +128,7 @@ def compare(
                     "ELS": ELSDenoiser(images, patch_size=scales, padding=padding),
                 }
             part = _sample_part(name, chunk, denoisers, images, progress)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp")
-                torch.save(_part_state(part), tmp)
-                tmp.replace(path)
+            _write_part(path, part)
         parts.append(part)
     return _merge(name, seeds, parts)
 
@@ -158,11 +154,18 @@ def _fingerprint(name: str, scales, n_images: int) -> str:
     return digest.hexdigest()[:12]
 
 
-def _part_state(part: Comparison) -> dict:
-    return {"seeds": part.seeds, "samples": part.samples, "r": part.r, "novelty": part.novelty, "seconds": part.seconds}
+def _write_part(path, part: Comparison) -> None:
+    """Keep a finished chunk (nothing when there is no cache folder); written whole or not at all."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    state = {"seeds": part.seeds, "samples": part.samples, "r": part.r, "novelty": part.novelty}
+    torch.save({**state, "seconds": part.seconds}, tmp)
+    tmp.replace(path)
 
 
-def _read_part(path, seeds) -> Comparison | None:
+def _read_part(path, name: str, seeds) -> Comparison | None:
     if path is None or not path.exists():
         return None
     try:
@@ -171,7 +174,7 @@ def _read_part(path, seeds) -> Comparison | None:
         return None
     if state.get("seeds") != list(seeds):
         return None
-    return Comparison(path.name, list(seeds), state["samples"], state["r"], state["novelty"], state["seconds"])
+    return Comparison(name, list(seeds), state["samples"], state["r"], state["novelty"], state["seconds"])
 
 
 def _merge(name: str, seeds, parts) -> Comparison:
