@@ -29,10 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-# name: (machine, padding, P, batch, t or "ddim")
+# name: (machine, padding, P or a shipped network's calibrated P(t), batch, t or "ddim")
 ROWS = {
     "headline": ("ELS", "zeros", 7, 1, 0.5),
     "ddim": ("ELS", "zeros", 7, 1, "ddim"),
+    # P(t) = 25, 25, 21, 17, 15, 13, 7, 5, ...: more tables than one budget holds (built in the call)
+    "ddim-unet-scales": ("ELS", "zeros", "unet-zeros", 1, "ddim"),
     "els-zeros-b8": ("ELS", "zeros", 7, 8, 0.5),
     "els-zeros-t0.9": ("ELS", "zeros", 7, 1, 0.9),
     "els-zeros-t0.05": ("ELS", "zeros", 7, 1, 0.05),
@@ -113,7 +115,13 @@ def run_row(name: str, repeat: int) -> dict:
     machine, padding, p, batch, t = ROWS[name]
     images = mnist()
     start = time.perf_counter()
-    if machine == "ELS":
+    if machine == "ELS" and isinstance(p, str):
+        from elslib import calibration, pretrained
+
+        scales = calibration.ScaleSchedule.from_dict(pretrained.metadata(p)["scales"])
+        den = M.ELSDenoiser(images, patch_size=scales, padding=padding)
+        p = f"P(t) of {p}"
+    elif machine == "ELS":
         den = M.ELSDenoiser(images, patch_size=p, padding=padding)
         den.prepare(p)
     elif machine == "LS":

@@ -29,6 +29,22 @@ def resolve(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def free_memory(device: str | torch.device | None = None) -> int | None:
+    """Bytes free for new tensors on `device`: the GPU's free memory, or for the CPU the kernel's
+    MemAvailable (Linux); None where it cannot be told."""
+    dev = resolve(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def describe() -> str:
     """One line naming the default device, for `python -m elslib info` and chapter 00."""
     dev = default()

@@ -26,10 +26,12 @@ from . import calibration, data, metrics, networks, pretrained, sampling
 from . import device as _device
 from .checks import check_positive_int
 from .machines import ELSDenoiser, IdealDenoiser, LocalDenoiser
+from .machines.els import TABLE_BUDGET
 
 MACHINES = ("IS", "LS", "ELS")
 QUICK_SEEDS, FULL_SEEDS = range(8), range(100)  # the noise seeds of `reproduce --quick` and of the full run
-# odd patch sizes tried by the calibration; the ResNets' receptive field is 17 pixels, and the local
+# odd patch sizes tried by the calibration, up to the network's receptive field where it has one (the
+# ResNets: 17 pixels; a larger patch shows the machine what the network cannot see); the local
 # search (see calibration.calibrate) only visits the large ones where the network needs them
 CALIBRATION_SIZES = (1, 3, 5, 7, 9, 11, 13, 15, 17, 21, 25)
 
@@ -61,20 +63,39 @@ class Comparison:
         return row
 
 
+def table_budget(share: float, device) -> int:
+    """Key-table memory for an ELS machine of a long run: `share` of what is free, at least the default.
+
+    Stored tables make a call ~2.5x faster than patches cut from the images at every call, and
+    the circular machine's tables at large P take several GB (P = 13 on MNIST-5000: 2.5 GB).
+    """
+    free = _device.free_memory(device)
+    return max(TABLE_BUDGET, int(share * free)) if free else TABLE_BUDGET
+
+
+def calibration_sizes(net) -> list[int]:
+    """The patch sizes the calibration tries for a network: CALIBRATION_SIZES up to its receptive field."""
+    limit = getattr(net, "receptive_field", None)
+    return [p for p in CALIBRATION_SIZES if limit is None or p <= limit]
+
+
 def scale_schedule(name: str, images, padding: str, seeds: int, progress: bool) -> calibration.ScaleSchedule:
     """The calibrated P(t) of a shipped network: from its metadata, or measured now and stored."""
     meta = pretrained.metadata(name)
     if "scales" in meta:
         return calibration.ScaleSchedule.from_dict(meta["scales"])
     start = time.perf_counter()
-    net = networks.as_denoiser(pretrained.load(name, device="cpu"))
-    make = lambda p: ELSDenoiser(images, patch_size=p, padding=padding)
+    module = pretrained.load(name, device="cpu")
+    sizes = calibration_sizes(module)
+    # the local search keeps up to 3 machines (sizes around the current one): a fifth of the memory each
+    budget = table_budget(0.2, None)  # on the device the machines use
+    make = lambda p: ELSDenoiser(images, patch_size=p, padding=padding, table_budget=budget)
     sched = calibration.calibrate(
-        net, make, tuple(images.shape[1:]), seeds=range(1000, 1000 + seeds), patch_sizes=CALIBRATION_SIZES,
-        search="local", progress=progress,
+        networks.as_denoiser(module), make, tuple(images.shape[1:]), seeds=range(1000, 1000 + seeds),
+        patch_sizes=sizes, search="local", progress=progress,
     )  # fmt: skip
     meta["scales"] = {
-        **sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}", "sizes_tried": list(CALIBRATION_SIZES),
+        **sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}", "sizes_tried": sizes,
         "search": "local", "best_per_seed": sched.best_per_seed(), "seconds": round(time.perf_counter() - start, 1),
     }  # fmt: skip
     pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
@@ -125,7 +146,9 @@ def compare(
                     "network": networks.as_denoiser(pretrained.load(name, device="cpu")),
                     "IS": IdealDenoiser(images),
                     "LS": LocalDenoiser(images, patch_size=scales),
-                    "ELS": ELSDenoiser(images, patch_size=scales, padding=padding),
+                    "ELS": ELSDenoiser(
+                        images, patch_size=scales, padding=padding, table_budget=table_budget(0.4, None)
+                    ),
                 }
             part = _sample_part(name, chunk, denoisers, images, progress)
             _write_part(path, part)

@@ -266,6 +266,44 @@ def test_callable_patch_size_caches_per_size():
     assert sorted(den._layouts) == [3, 5]
 
 
+def stored(den, p) -> bool:
+    return all(isinstance(g.keys, patches.KeyTable) for g in den.prepare(p).groups)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "circular"])
+def test_a_new_patch_size_takes_the_room_of_the_least_recently_used(padding):
+    """Key tables are kept for the sizes used lately; a scale schedule must not end up streaming."""
+    train, x_t = data(n=8, c=1, h=12, w=12)
+    roomy = M.ELSDenoiser(train, padding=padding)
+    need = {p: roomy.prepare(p).table_bytes for p in (3, 5, 7)}
+    assert 0 < need[3] < need[5] < need[7]
+    den = M.ELSDenoiser(train, padding=padding, table_budget=need[5] + need[7])  # any two fit, not three
+    for p in (7, 5, 7, 3):
+        den.patch_size = roomy.patch_size = p
+        assert torch.equal(den(x_t, 0.5), roomy(x_t, 0.5))
+    assert list(den._layouts) == [7, 3]  # 5 was used least recently: dropped; 7 was used again: kept
+    assert stored(den, 3) and stored(den, 7)
+    assert den.table_bytes == need[3] + need[7] <= den.table_budget
+
+    # a schedule whose sizes fit only one at a time: every step still runs from stored tables
+    schedule = lambda t: 7 if t > 0.6 else 5 if t > 0.3 else 3  # noqa: E731
+    one = M.ELSDenoiser(train, patch_size=schedule, padding=padding, table_budget=need[7])
+    for t in (0.9, 0.7, 0.5, 0.4, 0.2, 0.1):
+        roomy.patch_size = schedule(t)
+        assert torch.equal(one(x_t, t), roomy(x_t, t))
+        assert stored(one, schedule(t)) and one.table_bytes <= need[7]
+
+
+def test_a_table_too_large_for_the_budget_is_streamed_without_dropping_others():
+    train, x_t = data(n=8, c=1, h=12, w=12)
+    roomy = M.ELSDenoiser(train, patch_size=5, padding="circular")
+    den = M.ELSDenoiser(train, patch_size=5, padding="circular", table_budget=roomy.prepare(3).table_bytes)
+    den.prepare(3)
+    assert isinstance(den.prepare(5).groups[0].keys, patches.StreamedKeys)
+    assert list(den._layouts) == [3, 5] and stored(den, 3)
+    assert torch.allclose(den(x_t, 0.5), roomy(x_t, 0.5), atol=1e-5)
+
+
 def test_the_patch_hash_is_the_same_with_and_without_a_matrix_product():
     """CUDA has no int64 matrix product, so off the CPU the hash is summed elementwise: same bits."""
     g = torch.Generator().manual_seed(0)

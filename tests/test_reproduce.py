@@ -121,3 +121,11 @@ def test_by_default_only_calibrated_networks_are_compared(tiny_shipped):
     assert reproduce.default_names() == ["resnet-zeros"]
     (tiny_shipped / "resnet-zeros.json").write_text(json.dumps({"name": "resnet-zeros"}))
     assert reproduce.default_names() == ["resnet-zeros", "resnet-circular"]  # none calibrated: all
+
+
+def test_calibration_tries_no_patch_larger_than_the_receptive_field():
+    """A patch wider than what the network sees cannot be what it does (ResNet: 2L + 5 pixels)."""
+    assert reproduce.calibration_sizes(networks.ResNet(channels=4, blocks=2)) == [1, 3, 5, 7, 9]
+    assert reproduce.calibration_sizes(networks.ResNet(channels=4, blocks=6))[-1] == 17
+    unet = networks.UNet(channels=4)  # sees the whole image: every size is tried
+    assert reproduce.calibration_sizes(unet) == list(reproduce.CALIBRATION_SIZES)

@@ -23,6 +23,7 @@ identical patches merged), scored by the attention backend (attention.py).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import product
 
@@ -38,8 +39,9 @@ from .patches import KeyTable, StreamedKeys, build_key_table, pad, patches_at, w
 PADDINGS = ["zeros", "circular"]
 
 
-# Default memory for stored key tables, over all patch sizes of one machine. Groups that do not
-# fit are streamed from the training images at each call: same result, slower.
+# Default memory for stored key tables, over all patch sizes of one machine. The tables of the
+# sizes used least recently make room for a new size; groups that still do not fit are streamed
+# from the training images at each call: same result, slower.
 TABLE_BUDGET = 2**30
 
 
@@ -60,6 +62,11 @@ class Layout:
     single: torch.Tensor | None  # [H, W] bool: pixels whose candidates sit at the pixel itself
     single_patches: torch.Tensor | None = None  # [N, S, D] training patches at those pixels
     single_values: torch.Tensor | None = None  # [N, C, S] their centre values
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes held by the stored key tables (streamed groups hold none)."""
+        return sum(g.keys.nbytes for g in self.groups if isinstance(g.keys, KeyTable))
 
 
 # Singleton pixels (corners) are computed from cached training patches while these take at most
@@ -91,8 +98,11 @@ class ELSDenoiser(PatchMachine):
     dedup: merge bit-identical training patches into one weighted key (exact; faster).
     table_budget: bytes of stored key tables, over all patch sizes. Each group's table is built
     on first use of its P and cached (``prepare(P)`` builds them ahead); it takes about
-    (number of distinct patches) x (C P^2 + C + 8) x 4 bytes. Groups that do not fit the budget
-    are cut from the training images at every call instead: same result, slower.
+    (number of distinct patches) x (C P^2 + C + 8) x 4 bytes. When a new P needs room, the
+    tables of the sizes used least recently are dropped (and rebuilt if that P comes back): a
+    sampler with a scale schedule visits P in order of t, so the sizes it has left go first.
+    Groups that do not fit even then are cut from the training images at every call instead:
+    same result, slower.
     """
 
     def __init__(
@@ -105,15 +115,31 @@ class ELSDenoiser(PatchMachine):
             raise ValueError(f"table_budget must be a number of bytes >= 0, got {table_budget!r}")
         self.table_budget = table_budget
         self.table_bytes = 0  # spent so far
-        self._layouts: dict[int, Layout] = {}
+        self._layouts: OrderedDict[int, Layout] = OrderedDict()  # least recently used first
         super().__init__(images, patch_size, **kwargs)
 
     def prepare(self, patch_size: int) -> Layout:
         """Build (or fetch) the key tables for one patch size; returns the cached layout."""
         p = check_patch_size(patch_size, self.size, self.circular)
-        if p not in self._layouts:
+        if p in self._layouts:
+            self._layouts.move_to_end(p)
+        else:
             self._layouts[p] = self._build_layout(p)
         return self._layouts[p]
+
+    def _make_room(self, need: int) -> float:
+        """Drop the least recently used sizes' tables until `need` more bytes fit; returns the room.
+
+        Called while a new size's layout is built (it is not in ``_layouts`` yet). Nothing is
+        dropped for a table that would not fit even beside that layout alone.
+        """
+        others = sum(layout.table_bytes for layout in self._layouts.values())
+        if self.table_bytes - others + need > self.table_budget:
+            return self.table_budget - self.table_bytes
+        while self.table_bytes + need > self.table_budget:
+            _, old = self._layouts.popitem(last=False)
+            self.table_bytes -= old.table_bytes
+        return self.table_budget - self.table_bytes
 
     def _build_layout(self, p: int) -> Layout:
         h, w = self.size
@@ -134,10 +160,10 @@ class ELSDenoiser(PatchMachine):
         for rc, cc in sorted(shapes, key=lambda g: -len(g[0]) * len(g[1])):
             rows = torch.tensor(rc, device=self.device)
             cols = torch.tensor(cc, device=self.device)
-            left = self.table_budget - self.table_bytes
             keys = build_key_table(
-                self.images, p, self.padding, rows, cols, self.labels, self.dedup, max_bytes=left, padded=padded
-            )
+                self.images, p, self.padding, rows, cols, self.labels, self.dedup, max_bytes=self._make_room,
+                padded=padded,
+            )  # fmt: skip
             if keys is None:
                 keys = StreamedKeys(self.images, p, self.padding, rows, cols, self.labels, padded=padded)
             else:

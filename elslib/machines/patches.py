@@ -19,6 +19,7 @@ against the stored row: a row whose hash collided with a different row stays a k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -213,7 +214,7 @@ def build_key_table(
     cols: torch.Tensor,
     labels: torch.Tensor | None = None,
     dedup: bool = True,
-    max_bytes: float = float("inf"),
+    max_bytes: float | Callable[[int], float] = float("inf"),
     padded: torch.Tensor | None = None,
 ) -> KeyTable | None:
     """Key table of every training patch centred on the grid rows x cols (all images).
@@ -221,6 +222,8 @@ def build_key_table(
     images: [N, C, H, W] float32; rows, cols: int64 centre coordinates; labels: [N] or None.
     With dedup, bit-identical patches of the same class are merged into one key with a count.
     Returns None, having stored nothing, when the table would take more than max_bytes.
+    max_bytes may also be a function: given the bytes the table needs, it returns the bytes
+    available (it may free some first; it is called once, before the table is stored).
     padded: the images already padded by P // 2 (saves a copy when building many groups).
 
     Patches are cut in (image, row, col) order, one chunk of images at a time, in two passes:
@@ -262,7 +265,8 @@ def build_key_table(
     else:
         inverse, first = None, torch.arange(total, device=device)
         counts = torch.ones(total, dtype=torch.int64, device=device)
-    if first.shape[0] * row_bytes(d, c) > max_bytes:
+    need = first.shape[0] * row_bytes(d, c)
+    if need > (max_bytes(need) if callable(max_bytes) else max_bytes):
         return None
 
     # Keys sorted by (class, place): each class is one contiguous span. rank: unique -> key row.
