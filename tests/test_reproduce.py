@@ -129,3 +129,14 @@ def test_calibration_tries_no_patch_larger_than_the_receptive_field():
     assert reproduce.calibration_sizes(networks.ResNet(channels=4, blocks=6))[-1] == 17
     unet = networks.UNet(channels=4)  # sees the whole image: every size is tried
     assert reproduce.calibration_sizes(unet) == list(reproduce.CALIBRATION_SIZES)
+
+
+def test_key_tables_get_a_share_of_free_memory_but_never_less_than_the_default(monkeypatch):
+    from elslib import device
+    from elslib.machines.els import TABLE_BUDGET
+
+    free = device.free_memory("cpu")
+    assert free is None or 0 < free < 2**50  # bytes, read from the kernel where it says
+    for said, share, expected in [(10 * 2**30, 0.4, 4 * 2**30), (2**30, 0.4, TABLE_BUDGET), (None, 0.4, TABLE_BUDGET)]:
+        monkeypatch.setattr(device, "free_memory", lambda dev, said=said: said)
+        assert reproduce.table_budget(share, "cpu") == expected
