@@ -232,6 +232,12 @@ def record(name: str, row: dict, quick: bool) -> None:
     pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def stored_runs(name: str) -> dict[str, dict]:
+    """The runs `record` kept for a shipped network, {"quick" | "seeds-N" | "full": summary}, fewest seeds first."""
+    runs = pretrained.metadata(name).get("reproduction", {})
+    return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
+
+
 def _machine() -> str:
     """Where the machines ran (they take the GPU when there is one), for the record."""
     where = _device.describe()
