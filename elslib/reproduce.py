@@ -183,8 +183,8 @@ def _write_part(path, part: Comparison) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    state = {"seeds": part.seeds, "samples": part.samples, "r": part.r, "novelty": part.novelty}
-    torch.save({**state, "seconds": part.seconds}, tmp)
+    fields = ("seeds", "samples", "r", "novelty", "seconds")
+    torch.save({f: getattr(part, f) for f in fields}, tmp)
     tmp.replace(path)
 
 
