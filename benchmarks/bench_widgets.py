@@ -1,4 +1,4 @@
-"""Benchmark the explorers of elslib.widgets: how long each interaction takes, on the CPU.
+"""Benchmark the explorers of elslib.course.widgets: how long each interaction takes, on the CPU.
 
     python benchmarks/bench_widgets.py                 # default sizes, Markdown table on stdout
     python benchmarks/bench_widgets.py --write         # also put the table in benchmarks/RESULTS.md
@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from elslib import networks, pretrained  # noqa: E402
-from elslib import widgets as W  # noqa: E402
-from elslib.widgets import base  # noqa: E402
+from elslib.course import widgets as W  # noqa: E402
+from elslib.course.widgets import base  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 START, END = "<!-- widgets:start -->", "<!-- widgets:end -->"
@@ -184,7 +184,7 @@ def table(rows, net_name, n, steps, threads) -> str:
     lines += [f"| {w} | {i} | {s:.3f} | {k} | {v} |" for w, i, s, k, v in rows]
     lines += [
         "",
-        "Why one thread (`elslib.widgets.base.THREADS = 1`): the same work with torch's 1 and 2 threads on this "
+        "Why one thread (`elslib.course.widgets.base.THREADS = 1`): the same work with torch's 1 and 2 threads on this "
         "shared CPU (seconds per call, mean of 3). Threads that wait for each other on a busy CPU cost far more "
         "than they save on one image.",
         "",

@@ -1,10 +1,12 @@
 """elslib: the helper library of the course on how diffusion models create.
 
-Submodules, one concern each:
+Two layers (docs/architecture.md). The science, one concern per module:
 
 - ``data``: offline datasets as float32 tensors in [-1, 1];
 - ``schedules``: the forward noising process (the paper's cosine schedule by default);
-- ``sampling``: DDIM and DDPM samplers over any denoiser ``D(x_t, t) -> x0_hat``;
+- ``denoisers``: the contract every denoiser keeps (``schedule`` + ``D(x_t, t, label) -> x0_hat``),
+  and the wrappers ``Conditioned`` and ``Guided``;
+- ``sampling``: DDIM and DDPM samplers over any denoiser, under the denoiser's own schedule;
 - ``machines``: the closed-form score machines (ideal, local, equivariant, ELS);
 - ``networks``, ``training``, ``pretrained``: small CNN denoisers, how to train them, shipped weights;
 - ``calibration``, ``metrics``: the patch-size schedule P(t); comparing images;
@@ -13,20 +15,21 @@ Submodules, one concern each:
 - ``combinatorics``: counting patches and the images a patch mosaic can make;
 - ``morphogenesis``: a Gray-Scott reaction-diffusion toy (local rules, global form);
 - ``reproduce``: the paper's headline comparison, CNN vs machines (imported on demand);
-- ``course``, ``exercises``: fast mode and checked exercises for the chapters;
-- ``device``: CPU or GPU.
+- ``checks``, ``device``: argument checks; CPU or GPU.
 
-The interactive explorers are imported on demand: ``from elslib import widgets``.
+The course on top, imported on demand: ``elslib.course`` (fast mode, the setup cell), with
+``elslib.course.exercises``, ``elslib.course.student`` and ``elslib.course.widgets``.
 """
+
+import importlib
 
 from . import (
     calibration,
     checks,
     combinatorics,
-    course,
     data,
+    denoisers,
     device,
-    exercises,
     machines,
     metrics,
     morphogenesis,
@@ -42,14 +45,24 @@ from . import (
 
 __version__ = "0.1.0"
 
+# Loaded on first use (``elslib.course.pick``), so that ``import elslib`` stays the science alone.
+_ON_DEMAND = ("course", "reproduce")
+
+
+def __getattr__(name: str):
+    if name in _ON_DEMAND:
+        return importlib.import_module(f"elslib.{name}")
+    raise AttributeError(f"module 'elslib' has no attribute {name!r}")
+
+
 __all__ = [
     "calibration",
     "checks",
     "combinatorics",
     "course",
     "data",
+    "denoisers",
     "device",
-    "exercises",
     "machines",
     "metrics",
     "morphogenesis",
@@ -57,6 +70,7 @@ __all__ = [
     "plots",
     "pretrained",
     "receptive",
+    "reproduce",
     "sampling",
     "schedules",
     "symmetry",

@@ -38,7 +38,7 @@ def info() -> int:
 
 def student(chapters=None, out=None) -> int:
     """Write student versions of the chapters (solutions blanked) and say where they went."""
-    from elslib.student import make_student_versions
+    from elslib.course.student import make_student_versions
 
     written = make_student_versions(chapters, out)
     print(f"wrote {len(written)} student notebooks to {written[0].parent}:")
@@ -53,10 +53,13 @@ def main(argv=None) -> int:
     sub.add_parser("info", help="versions, device and which datasets load offline")
     from elslib.pretrained import RECIPES
 
-    train = sub.add_parser("train", help="train a shipped network by its recipe (writes elslib/weights/NAME.*)")
+    train = sub.add_parser("train", help="train a shipped network by its recipe (writes trained-networks/NAME.*)")
     train.add_argument("name", choices=list(RECIPES))
     train.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    train.add_argument("--out", default=None, help="folder for NAME.pt and NAME.json (default: elslib/weights)")
+    train.add_argument("--out", default=None, help="folder for NAME.pt and NAME.json (default: trained-networks)")
+    train.add_argument(
+        "--record", action="store_true", help="replace the shipped weights in elslib/weights (updating the course)"
+    )
     train.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint")
     rep = sub.add_parser("reproduce", help="the paper's Table 1 on the shipped networks: CNN vs IS, LS, ELS")
     rep.add_argument("--quick", action="store_true", help="8 seeds instead of 100 (minutes, not hours)")
@@ -65,6 +68,10 @@ def main(argv=None) -> int:
         "--names", nargs="*", default=None, help="which shipped networks (default: those with calibrated scales)"
     )
     rep.add_argument("--out", default="reproduce-results", help="folder for RESULTS.md, results.json, figures")
+    rep.add_argument(
+        "--record", action="store_true",
+        help="also keep the summaries in records/reproduction (and a new calibration in the shipped metadata)",
+    )
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
@@ -74,7 +81,9 @@ def main(argv=None) -> int:
     if args.command == "train":
         from elslib import pretrained
 
-        path = pretrained.train(args.name, steps=args.steps, out_dir=args.out, resume=not args.restart)
+        path = pretrained.train(
+            args.name, steps=args.steps, out_dir=args.out, resume=not args.restart, record=args.record
+        )
         print(f"wrote {path} and {path.with_suffix('.json')}")
         return 0
     if args.command == "student":
@@ -82,7 +91,11 @@ def main(argv=None) -> int:
     if args.command == "reproduce":
         from elslib import reproduce
 
-        print(reproduce.run(quick=args.quick, names=args.names, out_dir=args.out, seeds=args.seeds))
+        print(
+            reproduce.run(
+                quick=args.quick, names=args.names, out_dir=args.out, seeds=args.seeds, record_runs=args.record
+            )
+        )
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands first
 

@@ -22,8 +22,23 @@ from dataclasses import dataclass
 import torch
 
 from . import sampling
-from .checks import check_choice, check_positive_int
+from .checks import check_choice, check_odd, check_positive_int, check_seed
+from .denoisers import schedule_of
 from .metrics import cosine_similarity
+
+
+def best_patch_sizes(similarity: torch.Tensor, sizes) -> torch.Tensor:
+    """Each seed's best patch size at each step: int64 [seeds, steps].
+
+    similarity: [seeds, steps, len(sizes)] cosine similarities, NaN where a size was not tried
+    (NaN never wins); sizes: the patch sizes in the order of the last axis. Ties go to the first.
+    """
+    sizes = torch.as_tensor(list(sizes), dtype=torch.int64)
+    if similarity.dim() != 3 or similarity.shape[2] != len(sizes):
+        raise ValueError(
+            f"similarity must have shape [seeds, steps, {len(sizes)}] (one entry per size), got {tuple(similarity.shape)}"
+        )
+    return sizes[torch.nan_to_num(similarity, nan=-float("inf")).argmax(dim=2)]
 
 
 @dataclass
@@ -42,9 +57,7 @@ class ScaleSchedule:
     def __post_init__(self):
         if len(self.times) != len(self.patch_sizes) or not self.times:
             raise ValueError("times and patch_sizes must be non-empty lists of the same length")
-        for p in self.patch_sizes:
-            if int(p) != p or p < 1 or p % 2 == 0:
-                raise ValueError(f"patch_sizes must be odd positive integers, got {self.patch_sizes}")
+        self.patch_sizes = [check_odd(p, "patch_sizes entry") for p in self.patch_sizes]
 
     def __call__(self, t) -> int:
         t = float(t.flatten()[0]) if isinstance(t, torch.Tensor) else float(t)
@@ -55,8 +68,7 @@ class ScaleSchedule:
         """[seeds][steps]: the best P of each calibration seed at each step (None when loaded)."""
         if self.similarity is None or self.candidates is None:
             return None
-        best = torch.nan_to_num(self.similarity, nan=-float("inf")).argmax(dim=2)
-        return torch.tensor(self.candidates)[best].tolist()
+        return best_patch_sizes(self.similarity, self.candidates).tolist()
 
     def to_dict(self) -> dict:
         return {"times": [round(t, 6) for t in self.times], "patch_sizes": [int(p) for p in self.patch_sizes]}
@@ -73,7 +85,7 @@ class ScaleSchedule:
             _, ax = plt.subplots(figsize=(5.5, 3.5))
         ax.step(self.times, self.patch_sizes, where="mid", marker="o", label="median over seeds")
         if self.similarity is not None and self.candidates is not None:
-            best = torch.tensor(self.candidates)[torch.nan_to_num(self.similarity, nan=-float("inf")).argmax(dim=2)]
+            best = best_patch_sizes(self.similarity, self.candidates)
             lo, hi = best.float().quantile(0.25, dim=0), best.float().quantile(0.75, dim=0)
             ax.fill_between(self.times, lo, hi, step="mid", alpha=0.25, label="25-75% of seeds")
         ax.set_xlabel("diffusion time t (noise grows to the right)")
@@ -98,7 +110,8 @@ def calibrate(
 
     Args:
         network: the network as a denoiser ``D(x_t, t) -> x0_hat`` (see ``networks.as_denoiser``).
-        make_machine: ``P -> denoiser``, e.g. ``lambda P: ELSDenoiser(images, patch_size=P)``.
+        make_machine: ``P -> denoiser``, e.g. ``lambda P: machines.build("ELS", images, patch_size=P)``,
+            under the network's schedule.
         shape: (C, H, W) of one image.
         seeds: the noise seeds whose network trajectories are used.
         patch_sizes: the odd sizes to try (default 1, 3, ..., up to the image side).
@@ -114,15 +127,15 @@ def calibrate(
     """
     steps = check_positive_int(steps, "steps")
     check_choice(search, "search", ("full", "local"))
-    seeds = list(seeds)
+    seeds = [check_seed(s, "seeds entry") for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     c, h, w = shape
     sizes = sorted(patch_sizes) if patch_sizes is not None else list(range(1, max(h, w) + 1, 2))
-    if any(p < 1 or p % 2 == 0 for p in sizes):
-        raise ValueError(f"patch_sizes must be odd positive integers, got {sizes}")
+    sizes = [check_odd(p, "patch_sizes entry") for p in sizes]
     noise = torch.cat([sampling.noise_like((1, c, h, w), seed=s) for s in seeds])
-    _, traj = sampling.ddim(network, noise, steps=steps, schedule=schedule, return_trajectory=True, progress=False)
+    sched = schedule_of(network, schedule)
+    _, traj = sampling.ddim(network, noise, steps=steps, schedule=sched, return_trajectory=True, progress=False)
     sim = torch.full((len(seeds), steps, len(sizes)), float("nan"))
     machines: dict[int, object] = {}  # the few most recent machines: their precomputations are large
 
@@ -133,6 +146,7 @@ def calibrate(
             if len(machines) >= (1 if search == "full" else 3):
                 machines.pop(next(iter(machines)))
             machines[j] = make_machine(sizes[j])
+            schedule_of(machines[j], sched)  # the machine must read t as the network does (raises if not)
         sim[:, i, j] = cosine_similarity(machines[j](traj.x[i], float(traj.times[i])), traj.x0_hat[i])
 
     def median_best(i: int) -> int:
@@ -161,8 +175,7 @@ def calibrate(
                 else:
                     break
             centre = j
-    best = torch.tensor(sizes)[torch.nan_to_num(sim, nan=-float("inf")).argmax(dim=2)]  # [seeds, steps]
-    median = best.median(dim=0).values  # the lower median: always one of the odd sizes tried
+    median = best_patch_sizes(sim, sizes).median(dim=0).values  # the lower median: always one of the odd sizes tried
     return ScaleSchedule([float(t) for t in traj.times[:-1]], median.tolist(), sim, sizes)
 
 

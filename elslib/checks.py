@@ -7,7 +7,7 @@ gets one clear sentence: which argument, what value came in, and what is allowed
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 
@@ -78,11 +78,38 @@ def check_images(x, name: str = "x", channels: int | None = None, size: tuple[in
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """Check an integer count (steps, seeds, images) is at least `minimum`."""
+    """Check an integer count (steps, seeds, images) is at least `minimum`.
+
+    Integral floats (20.0) are accepted as the integer they equal; 2.5, True or "3" are not.
+    """
     is_integral = isinstance(value, Real) and not isinstance(value, bool) and float(value).is_integer()
     if not is_integral or int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Check a random seed: an integer >= 0 (the same seed always gives the same numbers)."""
+    return check_positive_int(seed, name, minimum=0)
+
+
+def check_odd(value, name: str = "patch_size", largest: int | None = None) -> int:
+    """Check an odd integer >= 1 (a patch or window size), at most `largest` when given."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1 or value % 2 == 0:
+        raise ValueError(f"{name} must be an odd integer >= 1, got {value!r}")
+    if largest is not None and value > largest:
+        raise ValueError(f"{name} must be at most {largest} here, got {value}")
+    return int(value)
+
+
+def check_number(value, name: str, low: float | None = None, strict: bool = False) -> float:
+    """Check a finite real number, >= `low` (or > `low` with strict) when `low` is given."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if low is not None and (value < low or (strict and value == low)):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}, got {value!r}")
+    return value
 
 
 def check_choice(value, name: str, allowed) -> str:

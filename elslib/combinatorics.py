@@ -38,27 +38,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import check_images
+from .checks import check_images, check_odd, check_positive_int, check_seed
+from .machines.patches import hash_coefficients, row_hash
 
 MAX_BITS = 49  # windows of up to 7 x 7 pixels fit into an int64 code (with room for a length)
 MAX_BRUTE_PIXELS = 22  # count_consistent tries 2^(H W) images: at most about 4 million
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _check_patch_size(p, largest: int | None = None) -> int:
-    if isinstance(p, bool) or not isinstance(p, Integral) or p < 1 or p % 2 == 0:
-        raise ValueError(f"patch_size must be an odd integer >= 1, got {p!r}")
-    if largest is not None and p > largest:
-        raise ValueError(f"patch_size must be at most {largest} here, got {p}")
-    return int(p)
-
-
-def _check_size(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _binary_array(binary) -> np.ndarray:
@@ -95,34 +82,30 @@ def distinct_patches(images: torch.Tensor, patch_size: int) -> int:
     """How many different P x P patches occur anywhere in the training images (zero padded).
 
     These are the candidates of an ELS machine that may take any training patch anywhere.
-    Patches are grouped by a 64-bit hash of their exact values; a second, independent 64-bit hash
-    checks every group, and a group whose second hashes disagree (a collision of the first) is
-    counted row by row. Equal patches always get equal hashes, and two patches that differ in a
-    single value never collide (the multipliers are odd), so the count can only be wrong if two
-    different patches collided in both hashes at once: vanishingly unlikely.
+    Patches are grouped by the library's patch hash (``machines.patches.row_hash``, which
+    compares values at a resolution of 2^-20: any two grey levels of 8-bit images are far
+    apart); a second, independent 64-bit hash checks every group, and a group whose second hashes
+    disagree (a collision of the first) is counted row by row. Equal patches always get equal
+    hashes, and two patches that differ in a single value never collide (the multipliers are
+    odd), so the count can only be wrong if two different patches collided in both hashes at
+    once: vanishingly unlikely.
     """
     return int(_count_distinct(images, patch_size, per_position=False))
 
 
-def _hash_coefficients(d: int, seed: int) -> torch.Tensor:
-    """Odd random int64 multipliers of one patch hash (sum_k value_bits_k * coef_k, wrapping around)."""
-    return torch.randint(-(2**62), 2**62, (d,), generator=torch.Generator().manual_seed(seed), dtype=torch.int64) | 1
-
-
 def _count_distinct(images: torch.Tensor, patch_size: int, per_position: bool, chunk: int = 2**16):
     check_images(images, "images")
-    p = _check_patch_size(patch_size, 2 * max(images.shape[-2:]) - 1)
+    p = check_odd(patch_size, "patch_size", 2 * max(images.shape[-2:]) - 1)
     x = images.detach().float().cpu()
     n, c, h, w = x.shape
     r, d, per = p // 2, c * p * p, h * w
     win = F.pad(x, (r, r, r, r), value=0.0).unfold(2, p, 1).unfold(3, p, 1)  # [N, C, H, W, P, P], a view
-    coef = torch.stack([_hash_coefficients(d, 8), _hash_coefficients(d, 9)], dim=1)  # [D, 2]
+    coef = torch.stack([hash_coefficients(d, 8), hash_coefficients(d, 9)], dim=1)  # [D, 2]: two hashes
     hashes = torch.empty(n * per, 2, dtype=torch.int64)
     step = max(1, chunk // per)  # images per chunk
     for s in range(0, n, step):
-        block = win[s : s + step].permute(0, 2, 3, 1, 4, 5).reshape(-1, d) + 0.0  # + 0.0: -0.0 becomes 0.0
-        bits = block.view(torch.int32).to(torch.int64)
-        hashes[s * per : s * per + len(block)] = bits @ coef  # int64 products and sums wrap around
+        block = win[s : s + step].permute(0, 2, 3, 1, 4, 5).reshape(-1, d).clone()  # row_hash overwrites it
+        hashes[s * per : s * per + len(block)] = row_hash(block, coef)
     order = torch.sort(hashes[:, 0], stable=True).indices
     if per_position:  # group by (position, first hash): sort by position, keeping the hash order within
         order = order[torch.sort(order % per, stable=True).indices]
@@ -156,7 +139,7 @@ def window_codes(binary, patch_size: int) -> np.ndarray:
     left). P <= 7, so that a code fits into 49 bits.
     """
     b = _binary_array(binary)
-    p = _check_patch_size(patch_size, 7)
+    p = check_odd(patch_size, "patch_size", 7)
     r = p // 2
     n, h, w = b.shape
     padded = np.zeros((n, h + 2 * r, w + 2 * r), np.int64)
@@ -175,7 +158,7 @@ def allowed_windows(binary, patch_size: int) -> np.ndarray:
 
 def decode_window(code: int, patch_size: int) -> np.ndarray:
     """The P x P 0/1 window of a code (inverse of :func:`window_codes` for one window)."""
-    p = _check_patch_size(patch_size, 7)
+    p = check_odd(patch_size, "patch_size", 7)
     return ((int(code) >> np.arange(p * p)) & 1).reshape(p, p)
 
 
@@ -190,7 +173,7 @@ def count_consistent(allowed, patch_size: int, height: int, width: int) -> int:
 
     Tries all 2^(height * width) images, so height * width may be at most 22.
     """
-    h, w = _check_size(height, "height"), _check_size(width, "width")
+    h, w = check_positive_int(height, "height"), check_positive_int(width, "width")
     if h * w > MAX_BRUTE_PIXELS:
         raise ValueError(
             f"count_consistent tries all 2^(height*width) images; height*width = {h * w} is more than "
@@ -226,7 +209,7 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
     so the tilings number pieces^tiles, and different choices give different images.
     Needs the blank window (code 0) to be allowed, as it is for digits.
     """
-    p = _check_patch_size(patch_size, 7)
+    p = check_odd(patch_size, "patch_size", 7)
     allowed = _check_allowed(allowed)
     if 0 not in allowed:
         raise ValueError("the blank window (code 0) is not allowed, so blank margins are not consistent")
@@ -243,7 +226,7 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
 
 def tile_image(pieces: list, patch_size: int, size=(32, 32)) -> np.ndarray:
     """Place binary pieces [h, w] on a grid of tiles with blank margins, as tiling_lower_bound counts."""
-    p = _check_patch_size(patch_size, 7)
+    p = check_odd(patch_size, "patch_size", 7)
     r = p // 2
     hh, ww = (size, size) if isinstance(size, Integral) else tuple(size)
     ph, pw = np.asarray(pieces[0]).shape
@@ -288,10 +271,10 @@ def knuth_estimate(allowed, patch_size: int, height: int, width: int, runs: int 
     random, and the run's weight is multiplied by the count. The mean weight is an unbiased
     estimate of the count; with few runs it tends to fall short (rare heavy runs are missed).
     """
-    p = _check_patch_size(patch_size, 7)
-    h, w = _check_size(height, "height"), _check_size(width, "width")
-    runs = _check_size(runs, "runs")
-    seed = _check_size(seed, "seed", 0)
+    p = check_odd(patch_size, "patch_size", 7)
+    h, w = check_positive_int(height, "height"), check_positive_int(width, "width")
+    runs = check_positive_int(runs, "runs")
+    seed = check_seed(seed)
     allowed = _check_allowed(allowed)
     keys = _prefix_keys(allowed, p)
     rng = np.random.default_rng(seed)

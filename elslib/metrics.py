@@ -1,4 +1,4 @@
-"""Comparing images: correlation, cosine similarity, and distance to the training set.
+"""Comparing images: correlation, cosine similarity, distance to the training set; softmax spread.
 
 All functions take batches [B, C, H, W] and compare image i of one batch with image i of the
 other, returning one number per image ([B] tensors).
@@ -60,3 +60,15 @@ def nearest_neighbours(x: torch.Tensor, train: torch.Tensor, chunk: int = 4096):
     # the GEMM finds the nearest image, the distance to it is then computed directly.
     nearest = train[index.to(train.device)].flatten(1).double().to(q.device)
     return ((q - nearest) ** 2).mean(dim=1).sqrt().float(), index
+
+
+def effective_number(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """How many candidates a set of softmax weights really uses: exp(entropy of the weights).
+
+    weights: any shape, summing to 1 along `dim`; returns that shape without `dim` (float64).
+    Equal weights on k candidates give k; all weight on one candidate gives 1. This is the same
+    count as the ``n_eff`` of a machine's ``explain``.
+    """
+    w = weights.double()
+    entropy = -(w * torch.log(w.clamp_min(1e-300))).sum(dim=dim)
+    return torch.exp(entropy)

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
+
+from .checks import check_number, check_positive_int, check_seed
 
 # Diffusion constants in grid units (the ratio 2 : 1 is what makes patterns form).
 DU, DV = 0.16, 0.08
@@ -65,22 +67,6 @@ class Frames:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_number(value, name: str, low: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value < low or (strict and value == low):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {low:g}, got {value!r}")
-    return value
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _check_field(field, name: str) -> np.ndarray:
     arr = np.asarray(field, dtype=np.float64)
     if arr.ndim < 2 or arr.shape[-1] < 3 or arr.shape[-2] < 3:
@@ -94,11 +80,11 @@ def check_parameters(feed, kill, du=DU, dv=DV, dt=1.0) -> tuple[float, float, fl
     Rates must be >= 0, diffusion constants and dt > 0, and the explicit scheme needs
     D dt <= 1/4 for both chemicals (beyond, the grid's finest checkerboard grows without bound).
     """
-    feed = _check_number(feed, "feed")
-    kill = _check_number(kill, "kill")
-    du = _check_number(du, "du", strict=True)
-    dv = _check_number(dv, "dv", strict=True)
-    dt = _check_number(dt, "dt", strict=True)
+    feed = check_number(feed, "feed", low=0.0)
+    kill = check_number(kill, "kill", low=0.0)
+    du = check_number(du, "du", low=0.0, strict=True)
+    dv = check_number(dv, "dv", low=0.0, strict=True)
+    dt = check_number(dt, "dt", low=0.0, strict=True)
     for d, name in ((du, "du"), (dv, "dv")):
         if d * dt > 0.25:
             raise ValueError(
@@ -150,8 +136,8 @@ def step(u, v, feed: float, kill: float, du: float = DU, dv: float = DV, dt: flo
 def uniform_states(feed: float, kill: float) -> list[tuple[float, float]]:
     """The spatially uniform steady states (u, v): always (1, 0); and, when F >= 4 (F + k)^2, the two
     states with v = (F +- sqrt(F^2 - 4 F (F + k)^2)) / (2 (F + k)) and u = (F + k) / v."""
-    feed = _check_number(feed, "feed")
-    kill = _check_number(kill, "kill")
+    feed = check_number(feed, "feed", low=0.0)
+    kill = check_number(kill, "kill", low=0.0)
     states = [(1.0, 0.0)]
     g = feed + kill
     disc = feed * feed - 4.0 * feed * g * g
@@ -166,11 +152,11 @@ def initial_state(size, seed: int = 0, n_seeds: int = 6, seed_size: int | None =
     """The usual start: u = 1, v = 0 everywhere, except a few square "seeds" (u = 1/2, v = 1/4) at
     random places, plus a little noise. `size`: an int (square) or (H, W). Same seed, same state."""
     h, w = (size, size) if isinstance(size, Integral) else tuple(size)
-    h, w = _check_int(h, "height", 8), _check_int(w, "width", 8)
-    n_seeds = _check_int(n_seeds, "n_seeds", 1)
-    side = max(2, min(h, w) // 10) if seed_size is None else _check_int(seed_size, "seed_size", 1)
-    noise = _check_number(noise, "noise")
-    rng = np.random.default_rng(_check_int(seed, "seed", 0))
+    h, w = check_positive_int(h, "height", 8), check_positive_int(w, "width", 8)
+    n_seeds = check_positive_int(n_seeds, "n_seeds", 1)
+    side = max(2, min(h, w) // 10) if seed_size is None else check_positive_int(seed_size, "seed_size", 1)
+    noise = check_number(noise, "noise", low=0.0)
+    rng = np.random.default_rng(check_seed(seed))
     u, v = np.ones((h, w)), np.zeros((h, w))
     for _ in range(n_seeds):
         r, c = int(rng.integers(0, h)), int(rng.integers(0, w))
@@ -204,8 +190,8 @@ def simulate(
     """
     feed, kill = resolve(pattern, feed, kill)
     feed, kill, du, dv, dt = check_parameters(feed, kill, du, dv, dt)
-    steps = _check_int(steps, "steps", 0)
-    n_frames = _check_int(n_frames, "n_frames", 1)
+    steps = check_positive_int(steps, "steps", 0)
+    n_frames = check_positive_int(n_frames, "n_frames", 1)
     if init is None:
         u, v = initial_state(size, seed)
     else:

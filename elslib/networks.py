@@ -213,13 +213,19 @@ def split_output(out: torch.Tensor, x_t: torch.Tensor, a, s, target: str):
 
 
 class NetworkDenoiser:
-    """A trained network seen as a denoiser: ``D(x_t, t, label=None) -> x0_hat``.
+    """A trained network seen as a denoiser (:mod:`elslib.denoisers`): ``D(x_t, t, label=None) -> x0_hat``.
 
     Whatever the network predicts (its `target`, eps or v), x0_hat and eps_hat follow from
-    x_t = a x0 + s eps. Runs without gradients, in eval mode, on the network's device.
+    x_t = a x0 + s eps, with a and s from ``schedule`` (the one the network was trained with;
+    the samplers read it from here). Runs without gradients, in eval mode, on the network's device.
     """
 
     def __init__(self, net: nn.Module, schedule=None):
+        if not isinstance(net, nn.Module) or getattr(net, "target", None) not in TARGETS:
+            raise ValueError(
+                f"net must be a network with a `target` in {TARGETS} (a networks.ResNet or UNet), got "
+                f"{type(net).__name__}"
+            )
         self.net = net
         self.schedule = _schedules.get(schedule)
 
@@ -233,10 +239,8 @@ class NetworkDenoiser:
         self.net.eval()
         with torch.no_grad():
             out = self.net(x_t.to(self.device), t, label=label).to(x_t.device)
-        a, s = self.schedule.alpha(t), self.schedule.sigma(t)
-        if isinstance(a, torch.Tensor):
-            a, s = a.to(x_t).view(-1, 1, 1, 1), s.to(x_t).view(-1, 1, 1, 1)
-        return split_output(out, x_t, a, s, getattr(self.net, "target", "eps"))
+        a, s = self.schedule.coefficients(t, like=x_t)
+        return split_output(out, x_t, a, s, self.net.target)
 
     def eps(self, x_t: torch.Tensor, t, label=None) -> torch.Tensor:
         """The network's noise prediction eps_hat, [B, C, H, W]."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import data, networks, training
+from .checks import check_choice
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -51,18 +52,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _check(name: str) -> None:
-    if name not in RECIPES:
-        raise ValueError(f"name must be one of {', '.join(map(repr, RECIPES))}; got {name!r}")
-
-
 def weights_path(name: str) -> Path:
-    _check(name)
+    check_choice(name, "name", list(RECIPES))
     return WEIGHTS_DIR / f"{name}.pt"
 
 
 def metadata_path(name: str) -> Path:
-    _check(name)
+    check_choice(name, "name", list(RECIPES))
     return WEIGHTS_DIR / f"{name}.json"
 
 
@@ -90,20 +86,31 @@ def load(name: str, device=None):
     return net
 
 
-def train(name: str, steps: int | None = None, out_dir=None, resume: bool = True, progress: bool = True) -> Path:
+TRAIN_DIR = "trained-networks"  # where `python -m elslib train` writes, under the current directory
+
+
+def train(
+    name: str, steps: int | None = None, out_dir=None, resume: bool = True, progress: bool = True,
+    record: bool = False,
+) -> Path:
     """Train the network `name` by its recipe and write ``NAME.pt`` and ``NAME.json`` to `out_dir`
-    (default: the package's weights folder). A working checkpoint ``NAME.ckpt`` beside them
-    makes the run resumable; it is removed at the end. Returns the path of the weights."""
-    _check(name)
+    (default: ./trained-networks; the installed package is never written unless `record` asks to
+    replace the shipped weights, which is for whoever updates the course, in a source checkout).
+    A working checkpoint ``NAME.ckpt`` beside them makes the run resumable; it is removed at the
+    end. Returns the path of the weights."""
+    check_choice(name, "name", list(RECIPES))
     recipe = RECIPES[name]
     steps = steps or recipe["steps"]
-    out_dir = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    if record and out_dir is not None:
+        raise ValueError(f"give out_dir or record, not both: record writes the package's {WEIGHTS_DIR}")
+    out_dir = WEIGHTS_DIR if record else Path(out_dir if out_dir is not None else TRAIN_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     images, _ = data.load(DATASET)
     torch.manual_seed(SEED)
     net = networks.build(recipe["kind"], **recipe["config"])
     work = out_dir / f"{name}.ckpt"
     command = f"python -m elslib train {name}" + (f" --steps {steps}" if steps != recipe["steps"] else "")
+    command += " --record" if record else ""
     meta = dict(name=name, command=command, dataset=DATASET, seed=SEED, batch_size=BATCH_SIZE, lr=recipe["lr"])
     history = training.train(
         net, images, steps=steps, batch_size=BATCH_SIZE, lr=recipe["lr"], seed=SEED, device="cpu",

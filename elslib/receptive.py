@@ -26,7 +26,8 @@ import torch.nn as nn
 
 from . import networks
 from . import schedules as _schedules
-from .checks import check_images, check_positive_int
+from .checks import check_images, check_odd, check_positive_int
+from .denoisers import schedule_of
 
 # --------------------------------------------------------------------------- from the layers
 
@@ -79,10 +80,8 @@ def x0_hat(model, x_t: torch.Tensor, t, schedule=None) -> torch.Tensor:
     if not hasattr(net, "target"):
         raise ValueError(f"{type(net).__name__} has no `target` ('eps' or 'v'): wrap it with networks.as_denoiser "
                          "or call gradient_map with a function D(x_t, t) -> x0_hat")  # fmt: skip
-    sched = _schedules.get(schedule if schedule is not None else sched)
-    a, s = sched.alpha(t), sched.sigma(t)
-    if isinstance(a, torch.Tensor):
-        a, s = a.to(x_t).view(-1, 1, 1, 1), s.to(x_t).view(-1, 1, 1, 1)
+    sched = _schedules.get(schedule) if sched is None else schedule_of(model, schedule)
+    a, s = sched.coefficients(t, like=x_t)
     out = net(x_t, t)
     return networks.split_output(out, x_t, a, s, net.target)[1]
 
@@ -169,10 +168,7 @@ def window_mask(size, pixel, patch_size: int) -> torch.Tensor:
     """bool [H, W]: the P x P window centred on `pixel` (row, col), cut at the image border."""
     h, w = size
     row, col = _check_pixel(pixel, size)
-    p = check_positive_int(patch_size, "patch_size")
-    if p % 2 == 0:
-        raise ValueError(f"patch_size must be odd, got {p}")
-    r = p // 2
+    r = check_odd(patch_size, "patch_size") // 2
     rows = (torch.arange(h) - row).abs() <= r
     cols = (torch.arange(w) - col).abs() <= r
     return rows[:, None] & cols[None, :]
@@ -220,35 +216,3 @@ def effective_window(shares, sizes, level: float = 0.9) -> int:
         raise ValueError(f"level must be in (0, 1], got {level}")
     above = torch.nonzero(shares >= level - 1e-12).flatten()
     return int(sizes[int(above[0])]) if len(above) else int(sizes[-1])
-
-
-# --------------------------------------------------------------------------- adapters
-
-
-class EpsNetwork(nn.Module):
-    """A network that predicts v (or eps), seen as one that predicts eps: for code that assumes eps.
-
-    With x_t = a x0 + s eps and v = a eps - s x0, eps = s x_t + a v. Keeps the wrapped network's
-    ``receptive_field`` and ``config``; its ``target`` is "eps".
-    """
-
-    target = "eps"
-
-    def __init__(self, net: nn.Module, schedule=None):
-        super().__init__()
-        self.net = net
-        self.schedule = _schedules.get(schedule)
-        self.config = dict(getattr(net, "config", {}), target="eps")
-
-    @property
-    def receptive_field(self):
-        return getattr(self.net, "receptive_field", None)
-
-    def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
-        out = self.net(x, t) if label is None else self.net(x, t, label=label)
-        if getattr(self.net, "target", "eps") == "eps":
-            return out
-        a, s = self.schedule.alpha(t), self.schedule.sigma(t)
-        if isinstance(a, torch.Tensor):
-            a, s = a.to(x).view(-1, 1, 1, 1), s.to(x).view(-1, 1, 1, 1)
-        return s * x + a * out

@@ -10,6 +10,11 @@ of seeds on which ELS beats IS, and how far the samples are from their nearest t
     python -m elslib reproduce              # 100 seeds, as in the paper
     python -m elslib reproduce --seeds 24   # any number; finished chunks of 8 seeds are kept in
                                             # reproduce-results/chunks, so a stopped run resumes
+    python -m elslib reproduce --record     # also keep the summary in records/reproduction/NAME.json
+                                            # (and a new calibration in the weights' metadata)
+
+A run writes into its output folder only; the committed records (:mod:`elslib.records`) and the
+shipped metadata change only with ``--record``.
 """
 
 from __future__ import annotations
@@ -22,10 +27,9 @@ from pathlib import Path
 
 import torch
 
-from . import calibration, data, metrics, networks, pretrained, sampling
+from . import calibration, data, machines, metrics, networks, pretrained, records, sampling
 from . import device as _device
 from .checks import check_positive_int
-from .machines import ELSDenoiser, IdealDenoiser, LocalDenoiser
 from .machines.els import TABLE_BUDGET
 
 MACHINES = ("IS", "LS", "ELS")
@@ -79,27 +83,48 @@ def calibration_sizes(net) -> list[int]:
     return [p for p in CALIBRATION_SIZES if limit is None or p <= limit]
 
 
-def scale_schedule(name: str, images, padding: str, seeds: int, progress: bool) -> calibration.ScaleSchedule:
-    """The calibrated P(t) of a shipped network: from its metadata, or measured now and stored."""
+def scale_schedule(
+    name: str, images, padding: str, seeds: int, progress: bool, cache_dir=None, record: bool = False
+) -> calibration.ScaleSchedule:
+    """The calibrated P(t) of a shipped network: from its metadata, from `cache_dir` (a run's own
+    folder, where an earlier run left it), or measured now and kept in `cache_dir`. Only with
+    `record` does a new calibration go into the network's shipped metadata."""
     meta = pretrained.metadata(name)
     if "scales" in meta:
         return calibration.ScaleSchedule.from_dict(meta["scales"])
+    cached = None if cache_dir is None else Path(cache_dir) / f"calibration-{name}.json"
+    if cached is not None and cached.exists():
+        scales = json.loads(cached.read_text())
+        if record:
+            _store_scales(name, scales)
+        return calibration.ScaleSchedule.from_dict(scales)
     start = time.perf_counter()
     module = pretrained.load(name, device="cpu")
     sizes = calibration_sizes(module)
     # the local search keeps up to 3 machines (sizes around the current one): a fifth of the memory each
     budget = table_budget(0.2, None)  # on the device the machines use
-    make = lambda p: ELSDenoiser(images, patch_size=p, padding=padding, table_budget=budget)
+    make = lambda p: machines.build("ELS", images, patch_size=p, padding=padding, table_budget=budget)
     sched = calibration.calibrate(
         networks.as_denoiser(module), make, tuple(images.shape[1:]), seeds=range(1000, 1000 + seeds),
         patch_sizes=sizes, search="local", progress=progress,
     )  # fmt: skip
-    meta["scales"] = {
+    scales = {
         **sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}", "sizes_tried": sizes,
         "search": "local", "best_per_seed": sched.best_per_seed(), "seconds": round(time.perf_counter() - start, 1),
-    }  # fmt: skip
-    pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
+    }
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(scales, indent=2) + "\n")
+    if record:
+        _store_scales(name, scales)
     return sched
+
+
+def _store_scales(name: str, scales: dict) -> None:
+    """Keep a calibration in the shipped metadata of `name` (``--record``, in a source checkout)."""
+    meta = pretrained.metadata(name)
+    meta["scales"] = scales
+    pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 # Seeds are sampled (and, given a cache folder, stored) in chunks of this many: a long run that is
@@ -114,6 +139,7 @@ def compare(
     progress: bool = True,
     n_images: int | None = None,
     cache_dir=None,
+    record: bool = False,
 ) -> Comparison:
     """Sample network `name` and the IS, LS and ELS machines from the same seeds; correlate.
 
@@ -122,11 +148,12 @@ def compare(
     The calibrated scales come from the network's metadata (measured and stored when absent).
     cache_dir: keep each chunk of `CHUNK` seeds there as it finishes, and reuse chunks found
     there (only those made by the same weights, scales and training set), so that an interrupted
-    run resumes.
+    run resumes; a calibration measured now is kept there too. record: store a new calibration
+    in the network's shipped metadata.
     """
     images, _ = data.load(pretrained.DATASET)
     padding = pretrained.RECIPES[name]["config"]["padding"]
-    scales = scale_schedule(name, images, padding, calibration_seeds, progress)
+    scales = scale_schedule(name, images, padding, calibration_seeds, progress, cache_dir, record)
     if n_images is not None:
         images = images[: check_positive_int(n_images, "n_images")]
     seeds = [int(s) for s in seeds]
@@ -142,14 +169,12 @@ def compare(
             if progress and len(chunks) > 1:
                 print(f"{name}: seeds {chunk[0]}-{chunk[-1]} (chunk {k + 1} of {len(chunks)})", flush=True)
             if denoisers is None:  # built once: the ELS key tables are reused by every chunk
-                denoisers = {
-                    "network": networks.as_denoiser(pretrained.load(name, device="cpu")),
-                    "IS": IdealDenoiser(images),
-                    "LS": LocalDenoiser(images, patch_size=scales),
-                    "ELS": ELSDenoiser(
-                        images, patch_size=scales, padding=padding, table_budget=table_budget(0.4, None)
-                    ),
-                }
+                budget = {"ELS": {"table_budget": table_budget(0.4, None)}}
+                denoisers = {"network": networks.as_denoiser(pretrained.load(name, device="cpu"))}
+                for kind in MACHINES:
+                    denoisers[kind] = machines.build(
+                        kind, images, patch_size=scales, padding=padding, **budget.get(kind, {})
+                    )
             part = _sample_part(name, chunk, denoisers, images, progress)
             _write_part(path, part)
         parts.append(part)
@@ -217,9 +242,9 @@ def run_key(quick: bool, n_seeds: int) -> str:
 
 
 def record(name: str, row: dict, quick: bool) -> None:
-    """Keep a run's summary in the network's metadata, under "reproduction" -> "quick", "full" or
-    "seeds-N", so that the chapters can show what the command measured beside what they measure."""
-    meta = pretrained.metadata(name)
+    """Keep a run's summary in records/reproduction/NAME.json, under "quick", "full" or "seeds-N",
+    so that the chapters can show what the command measured beside what they measure."""
+    runs = records.read("reproduction", name)
     key = run_key(quick, row["seeds"])
     option = {"quick": " --quick", "full": ""}.get(key, f" --seeds {row['seeds']}")
     entry = {
@@ -228,13 +253,13 @@ def record(name: str, row: dict, quick: bool) -> None:
         "machine": _machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    meta.setdefault("reproduction", {})[key] = entry
-    pretrained.metadata_path(name).write_text(json.dumps(meta, indent=2) + "\n")
+    runs[key] = entry
+    records.write("reproduction", name, runs)
 
 
 def stored_runs(name: str) -> dict[str, dict]:
     """The runs `record` kept for a shipped network, {"quick" | "seeds-N" | "full": summary}, fewest seeds first."""
-    runs = pretrained.metadata(name).get("reproduction", {})
+    runs = records.read("reproduction", name)
     return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
 
 
@@ -290,11 +315,18 @@ def default_names() -> list[str]:
 
 
 def run(
-    quick: bool = False, names=None, out_dir="reproduce-results", progress: bool = True, seeds: int | None = None
+    quick: bool = False,
+    names=None,
+    out_dir="reproduce-results",
+    progress: bool = True,
+    seeds: int | None = None,
+    record_runs: bool = False,
 ) -> str:
-    """Compare every shipped network with the machines; write RESULTS.md, a JSON and figures.
+    """Compare every shipped network with the machines; write RESULTS.md, a JSON and figures to `out_dir`.
 
     seeds: how many noise seeds (0, 1, ..., seeds - 1); default 8 with `quick`, else 100.
+    record_runs: also keep each summary in the committed records (and a new calibration in the
+    weights' metadata): the ``--record`` of the command, for whoever updates the course.
     """
     names = list(names or default_names())
     if not names:
@@ -310,11 +342,13 @@ def run(
     start = time.perf_counter()
     for name in names:
         comparison = compare(
-            name, seeds, calibration_seeds=4 if quick else 8, progress=progress, cache_dir=out / "chunks"
+            name, seeds, calibration_seeds=4 if quick else 8, progress=progress, cache_dir=out / "chunks",
+            record=record_runs,
         )
         rows.append({**comparison.summary(), "seconds": {k: round(v, 1) for k, v in comparison.seconds.items()}})
         figure(comparison, out / f"{name}.png")
-        record(name, rows[-1], quick)
+        if record_runs:
+            record(name, rows[-1], quick)
     text = table(rows) + (
         f"\nMedian over seeds of the Pearson correlation r between each machine's final sample and the network's "
         f"(the paper's Table 1 reports r, calling it r^2); r^2 is the median of the squares. NN dist. = RMS "

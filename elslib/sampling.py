@@ -1,10 +1,12 @@
 r"""Samplers: turn noise into an image with any denoiser ``D(x_t, t) -> x0_hat``.
 
-A denoiser is anything callable as ``D(x_t, t)`` (or ``D(x_t, t, label=...)`` for class-
-conditional use) that returns its estimate of the clean image, with the same shape as x_t.
-Score machines and wrapped networks are both denoisers, so one sampler serves all.
+A denoiser (:mod:`elslib.denoisers`) is callable as ``D(x_t, t)`` (or ``D(x_t, t, label=...)``
+for class-conditional use), returns its estimate of the clean image with the same shape as x_t,
+and carries the schedule its t refers to. Score machines and wrapped networks are both
+denoisers, so one sampler serves all, under the denoiser's own schedule.
 
-Both samplers walk the times t_i = i / steps from t = 1 down to t = 0. At each step, with
+Both samplers walk the times t_i = i / steps from t = 1 down to t = 0 (or an explicit grid
+``times=``). At each step, with
 a = sqrt(alpha_bar), s = sqrt(1 - alpha_bar):
 
     x0_hat = D(x_t, t)                      # where the denoiser thinks we are heading
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import schedules as _schedules
-from .checks import check_images, check_positive_int
+from .checks import check_images, check_positive_int, check_time
+from .denoisers import schedule_of
 
 
 @dataclass
@@ -59,6 +61,32 @@ def step_times(steps: int) -> list[float]:
     return times
 
 
+def time_grid(steps: int | None = None, times=None) -> list[float]:
+    """The sampler's times: the uniform grid of `steps` steps (default 20), or an explicit `times`.
+
+    times: a strictly decreasing sequence of at least two times in [0, 1] (a list, tuple or 1-d
+    tensor), e.g. ``[1.0, 0.5, 0.2, 0.0]`` for three steps; each step goes from one time to the
+    next. Given both, `steps` must be len(times) - 1.
+    """
+    if times is None:
+        return step_times(20 if steps is None else steps)
+    if isinstance(times, torch.Tensor):
+        if times.dim() != 1:
+            raise ValueError(f"times must be a 1-d sequence of times, got a tensor of shape {tuple(times.shape)}")
+        times = times.tolist()
+    try:
+        grid = [float(check_time(t, "times")) for t in times]
+    except TypeError as err:
+        raise ValueError(f"times must be a sequence of floats in [0, 1], got {type(times).__name__}") from err
+    if len(grid) < 2:
+        raise ValueError(f"times must hold at least two times (one step), got {grid}")
+    if any(b >= a for a, b in zip(grid, grid[1:])):
+        raise ValueError(f"times must decrease strictly (from noise towards t = 0), got {grid}")
+    if steps is not None and check_positive_int(steps, "steps") != len(grid) - 1:
+        raise ValueError(f"steps={steps} but times has {len(grid)} entries ({len(grid) - 1} steps); give one of them")
+    return grid
+
+
 def _call(denoiser, x, t: float, label):
     out = denoiser(x, t) if label is None else denoiser(x, t, label=label)
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
@@ -67,17 +95,18 @@ def _call(denoiser, x, t: float, label):
     return out
 
 
-def _sample(denoiser, noise, steps, schedule, label, eta, generator, return_trajectory, progress, callback, desc):
+def _sample(
+    denoiser, noise, *, times, schedule, label, eta, generator, return_trajectory, progress, callback, desc
+):
+    """The update shared by DDIM (eta = 0) and DDPM (eta = 1) over the time grid `times`."""
     check_images(noise, "noise")
-    steps = check_positive_int(steps, "steps")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
-    sched = _schedules.get(schedule)
-    times = step_times(steps)
+    sched = schedule_of(denoiser, schedule)  # the denoiser's own: one owner of what t means
 
     x = noise
     xs, x0s = [x], []
-    iterator = range(steps)
+    iterator = range(len(times) - 1)
     if progress:
         from tqdm.auto import tqdm
 
@@ -108,40 +137,49 @@ def _sample(denoiser, noise, steps, schedule, label, eta, generator, return_traj
 def ddim(
     denoiser,
     noise: torch.Tensor,
-    steps: int = 20,
+    steps: int | None = None,
     schedule=None,
     label=None,
     return_trajectory: bool = False,
     progress: bool = True,
     callback=None,
+    times=None,
 ):
     """Deterministic DDIM sampling (the paper's sampler: t = i/20, 20 steps).
 
     Args:
-        denoiser: ``D(x_t, t) -> x0_hat`` (given ``label=`` too when `label` is not None).
-        noise: [B, C, H, W] standard Gaussian noise, the state at t = 1 (see :func:`noise_like`).
-        steps: number of denoiser calls.
-        schedule: a Schedule or its name; None is the paper's cosine schedule.
+        denoiser: a denoiser (see :mod:`elslib.denoisers`): ``D(x_t, t) -> x0_hat``, given
+            ``label=`` too when `label` is not None.
+        noise: [B, C, H, W] standard Gaussian noise, the state at the first time (see
+            :func:`noise_like`).
+        steps: number of denoiser calls on the uniform grid 1, 1 - 1/steps, ..., 0 (default 20).
+        schedule: a Schedule or its name, only for a denoiser without a schedule of its own (None:
+            the paper's cosine); one that differs from the denoiser's own is an error.
         label: class label(s) passed on to a class-conditional denoiser.
         return_trajectory: also return a :class:`Trajectory`.
         progress: show a progress bar.
         callback: called as ``callback(step, t, x_next, x0_hat)`` after each step.
+        times: an explicit, strictly decreasing time grid instead of `steps` (see :func:`time_grid`).
 
     Returns the sample [B, C, H, W] (and the trajectory when asked). Same noise, same image.
     """
-    return _sample(denoiser, noise, steps, schedule, label, 0.0, None, return_trajectory, progress, callback, "DDIM")
+    return _sample(
+        denoiser, noise, times=time_grid(steps, times), schedule=schedule, label=label, eta=0.0, generator=None,
+        return_trajectory=return_trajectory, progress=progress, callback=callback, desc="DDIM",
+    )
 
 
 def ddpm(
     denoiser,
     noise: torch.Tensor,
-    steps: int = 20,
+    steps: int | None = None,
     schedule=None,
     label=None,
     seed: int = 0,
     return_trajectory: bool = False,
     progress: bool = True,
     callback=None,
+    times=None,
 ):
     """Stochastic (ancestral, DDPM) sampling: fresh noise is injected at every step.
 
@@ -149,4 +187,7 @@ def ddpm(
     (noise, seed) pair gives the same image. Other arguments as in :func:`ddim`.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    return _sample(denoiser, noise, steps, schedule, label, 1.0, gen, return_trajectory, progress, callback, "DDPM")
+    return _sample(
+        denoiser, noise, times=time_grid(steps, times), schedule=schedule, label=label, eta=1.0, generator=gen,
+        return_trajectory=return_trajectory, progress=progress, callback=callback, desc="DDPM",
+    )

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from .checks import TimeLike, check_images, check_time
+from .checks import TimeLike, batch_times, check_images, check_time
 
 
 class Schedule:
@@ -54,6 +54,19 @@ class Schedule:
         """Signal-to-noise ratio alpha_bar / (1 - alpha_bar); infinite at t = 0."""
         return self._apply(lambda u: self._ab(u) / (1.0 - self._ab(u)), t)
 
+    def coefficients(self, t: TimeLike, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """a(t) and s(t) shaped to multiply the image batch `like` [B, C, H, W]: two [B, 1, 1, 1]
+        tensors in like's dtype, on like's device.
+
+        t: a float or 0-d tensor (shared by the batch) or a [B] tensor (one time per image). This
+        is the one place where times become per-image factors; networks, training, gradient maps
+        and the forward process all call it.
+        """
+        b = like.shape[0]
+        t = batch_times(t, b)  # float64 [B] on the CPU: one check, one conversion
+        a, s = self.alpha(t), self.sigma(t)
+        return a.to(like).view(b, 1, 1, 1), s.to(like).view(b, 1, 1, 1)
+
     def add_noise(self, x0: torch.Tensor, t: TimeLike, noise: torch.Tensor) -> torch.Tensor:
         """Forward process: x_t = a(t) x0 + s(t) noise.
 
@@ -63,15 +76,18 @@ class Schedule:
         check_images(noise, "noise")
         if noise.shape != x0.shape:
             raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
-        a, s = self.alpha(t), self.sigma(t)
-        if isinstance(t, torch.Tensor) and t.dim() == 1:
-            if t.shape[0] != x0.shape[0]:
-                raise ValueError(f"t has {t.shape[0]} times but x0 has {x0.shape[0]} images")
-            a = a.to(x0).view(-1, 1, 1, 1)
-            s = s.to(x0).view(-1, 1, 1, 1)
-        elif isinstance(t, torch.Tensor):
-            a, s = a.to(x0), s.to(x0)
+        a, s = self.coefficients(t, like=x0)
         return a * x0 + s * noise
+
+    def _params(self) -> tuple:
+        """The numbers that define this schedule (two schedules are equal when class and these agree)."""
+        return ()
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self._params() == other._params()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._params()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -92,6 +108,9 @@ class CosineSchedule(Schedule):
 
     def _alpha_bar(self, t):
         return torch.cos(t / (1.0 + self.offset) * (math.pi / 2)) ** 2
+
+    def _params(self) -> tuple:
+        return (self.offset,)
 
     def __repr__(self) -> str:
         return f"CosineSchedule(offset={self.offset})"
@@ -114,6 +133,9 @@ class LinearSchedule(Schedule):
 
     def _alpha_bar(self, t):
         return torch.exp(-(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2))
+
+    def _params(self) -> tuple:
+        return (self.beta_min, self.beta_max)
 
     def __repr__(self) -> str:
         return f"LinearSchedule(beta_min={self.beta_min}, beta_max={self.beta_max})"

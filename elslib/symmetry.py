@@ -28,15 +28,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .checks import check_images
+from .checks import check_choice, check_images
 
 MODES = ("circular", "zeros")
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
 
 
 def shift(x: torch.Tensor, dy: int, dx: int, mode: str = "circular", fill: float = 0.0) -> torch.Tensor:
@@ -46,7 +40,7 @@ def shift(x: torch.Tensor, dy: int, dx: int, mode: str = "circular", fill: float
     ``mode="zeros"`` drops what leaves the frame and fills the vacated pixels with `fill`
     (0 by default; -1 is the background of images in [-1, 1]).
     """
-    _check_mode(mode)
+    check_choice(mode, "mode", MODES)
     dy, dx = int(dy), int(dx)
     if mode == "circular":
         return torch.roll(x, (dy, dx), (-2, -1))
@@ -63,7 +57,7 @@ def shift(x: torch.Tensor, dy: int, dx: int, mode: str = "circular", fill: float
 def valid_mask(size: tuple[int, int], dy: int, dx: int, mode: str = "circular") -> torch.Tensor:
     """bool [H, W]: pixels of ``shift(x, dy, dx, mode)`` that hold a pixel of x (all of them when
     circular; with zeros, not the vacated band that was filled)."""
-    _check_mode(mode)
+    check_choice(mode, "mode", MODES)
     h, w = size
     if mode == "circular":
         return torch.ones(h, w, dtype=torch.bool)
@@ -89,7 +83,7 @@ def border_distance(size: tuple[int, int], dy: int = 0, dx: int = 0, mode: str =
 
     With ``mode="zeros"`` pixels outside :func:`valid_mask` get -1.
     """
-    _check_mode(mode)
+    check_choice(mode, "mode", MODES)
     h, w = size
     here = distance_to_edge(size)
     rows = torch.arange(h)[:, None] - int(dy)
@@ -122,7 +116,7 @@ def _shifted_errors(f, x, shifts, mode, fill, batch, progress):
     """Yield (dy, dx, |f(S x) - S f(x)| [B, C, H, W]) for each shift; f(x) computed once, the
     shifted inputs sent to f in batches of about `batch` images."""
     check_images(x, "x")
-    _check_mode(mode)
+    check_choice(mode, "mode", MODES)
     shifts = [(int(dy), int(dx)) for dy, dx in shifts]
     per_call = max(1, batch // x.shape[0])
     starts = range(0, len(shifts), per_call)

@@ -69,12 +69,11 @@ def diffusion_loss(net, x0, schedule, generator, labels=None, label_dropout: flo
     b = x0.shape[0]
     t = torch.rand(b, generator=generator).to(x0)
     eps = torch.randn(x0.shape, generator=generator).to(x0)
-    a = schedule.alpha(t).view(-1, 1, 1, 1)
-    s = schedule.sigma(t).view(-1, 1, 1, 1)
+    a, s = schedule.coefficients(t, like=x0)
     if labels is not None and label_dropout > 0:
         hide = (torch.rand(b, generator=generator) < label_dropout).to(labels.device)
         labels = labels.masked_fill(hide, -1)
-    target = networks.regression_target(x0, eps, a, s, getattr(net, "target", "eps"))
+    target = networks.regression_target(x0, eps, a, s, net.target)
     return F.mse_loss(net(a * x0 + s * eps, t, label=labels), target)
 
 

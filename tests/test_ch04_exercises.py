@@ -6,8 +6,9 @@ import random
 import pytest
 import torch
 
-from elslib import exercises, networks, sampling
-from elslib.exercises import ch04
+from elslib import networks, sampling
+from elslib.course import exercises
+from elslib.course.exercises import ch04
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

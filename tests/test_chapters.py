@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import torch
 
-from elslib import course, plots
+from elslib import course, metrics, plots
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -101,8 +101,8 @@ def test_fast_flag_reads_the_environment(monkeypatch):
 
 
 def test_effective_number_counts_candidates():
-    assert float(course.effective_number(torch.full((8,), 1 / 8))) == pytest.approx(8)
-    assert float(course.effective_number(torch.tensor([1.0, 0.0, 0.0]))) == pytest.approx(1)
+    assert float(metrics.effective_number(torch.full((8,), 1 / 8))) == pytest.approx(8)
+    assert float(metrics.effective_number(torch.tensor([1.0, 0.0, 0.0]))) == pytest.approx(1)
 
 
 def test_mosaic_colours_each_source_alike():

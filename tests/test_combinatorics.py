@@ -78,8 +78,8 @@ def test_distinct_patches_survive_hash_collisions(monkeypatch):
     y = (torch.rand(3, 1, 4, 4, generator=gen) * 2).round()
     honest = cb.distinct_patches(y, 3)
     honest_map = cb.distinct_patches_per_position(y, 3)
-    real = cb._hash_coefficients
-    monkeypatch.setattr(cb, "_hash_coefficients", lambda d, seed: real(d, seed) * (seed != 8))  # first hash: 0
+    real = cb.hash_coefficients
+    monkeypatch.setattr(cb, "hash_coefficients", lambda d, seed: real(d, seed) * (seed != 8))  # first hash: 0
     assert cb.distinct_patches(y, 3) == honest
     assert torch.equal(cb.distinct_patches_per_position(y, 3), honest_map)
 

@@ -1,9 +1,10 @@
-"""elslib.exercises: every check passes the reference, and answers a wrong or missing one in words."""
+"""elslib.course.exercises: every check passes the reference, and answers a wrong or missing one in words."""
 
 import pytest
 import torch
 
-from elslib import exercises, schedules
+from elslib import schedules
+from elslib.course import exercises
 
 
 @pytest.fixture(autouse=True)

@@ -87,6 +87,8 @@ def test_class_conditioning_changes_the_output_and_checks_labels():
 class _KnowsTheNoise(torch.nn.Module):
     """A fake network that returns the true noise of a known (x0, eps) pair."""
 
+    target = "eps"
+
     def __init__(self, x0, eps, schedule):
         super().__init__()
         self.x0, self.eps, self.schedule = x0, eps, schedule

@@ -140,17 +140,6 @@ def test_window_mask_and_pixel_checks():
         receptive.share_inside_window(torch.ones(6, 8), (6, 0), 3)
 
 
-def test_eps_network_turns_v_into_eps():
-    net = small_resnet(1, target="v", seed=8)
-    wrapped = receptive.EpsNetwork(net)
-    assert wrapped.target == "eps" and wrapped.receptive_field == net.receptive_field
-    x = torch.randn((2, 1, 10, 10), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
-    for t in [0.2, 0.8]:
-        ours = networks.as_denoiser(wrapped).predict(x, t)
-        theirs = networks.as_denoiser(net).predict(x, t)
-        assert torch.allclose(ours[0], theirs[0]) and torch.allclose(ours[1], theirs[1])
-
-
 def test_measured_field_needs_a_large_enough_input():
     with pytest.raises(ValueError, match="larger size"):
         receptive.measured_receptive_field(small_resnet(6), size=12)

@@ -14,9 +14,10 @@ from elslib.machines import IdealDenoiser
 @pytest.fixture
 def tiny_shipped(tmp_path, monkeypatch):
     """A small untrained ResNet shipped as "resnet-zeros" in a temporary weights folder, with a
-    stored constant scale schedule (so no calibration runs)."""
+    stored constant scale schedule (so no calibration runs), and an empty records folder."""
     recipe = dict(kind="resnet", config=dict(in_channels=1, channels=8, blocks=1, padding="zeros", target="v"))
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setenv("ELS_RECORDS_DIR", str(tmp_path / "records"))
     monkeypatch.setitem(pretrained.RECIPES, "resnet-zeros", {**recipe, "steps": 1, "lr": 1e-3})
     torch.manual_seed(0)
     net = networks.build(recipe["kind"], **recipe["config"])
@@ -61,12 +62,35 @@ def test_runs_are_recorded_under_their_own_key(tiny_shipped):
     reproduce.record("resnet-zeros", row, quick=True)
     reproduce.record("resnet-zeros", {**row, "seeds": 24}, quick=False)
     assert list(reproduce.stored_runs("resnet-zeros")) == ["quick", "seeds-24", "full"]  # fewest seeds first
-    runs = pretrained.metadata("resnet-zeros")["reproduction"]
+    runs = json.loads((tiny_shipped / "records" / "reproduction" / "resnet-zeros.json").read_text())
     assert set(runs) == {"quick", "seeds-24", "full"}
+    assert "reproduction" not in pretrained.metadata("resnet-zeros")  # records live outside the package
     assert runs["quick"]["command"] == "python -m elslib reproduce --quick --names resnet-zeros"
     assert runs["seeds-24"]["command"] == "python -m elslib reproduce --seeds 24 --names resnet-zeros"
     assert runs["full"]["command"] == "python -m elslib reproduce --names resnet-zeros"
     assert "scales" in pretrained.metadata("resnet-zeros")  # the calibration is kept
+
+
+def test_a_run_writes_its_own_folder_and_records_only_when_asked(tiny_shipped, tmp_path, monkeypatch):
+    real = reproduce.compare
+    monkeypatch.setattr(reproduce, "compare", lambda name, seeds, **kw: real(name, seeds, **kw, n_images=20))
+    shipped = {p.name: p.read_bytes() for p in tiny_shipped.glob("resnet-zeros.*")}
+    out = tmp_path / "run"
+    main(["reproduce", "--seeds", "1", "--names", "resnet-zeros", "--out", str(out)])
+    assert {p.name: p.read_bytes() for p in tiny_shipped.glob("resnet-zeros.*")} == shipped  # package untouched
+    assert not (tiny_shipped / "records").exists() and reproduce.stored_runs("resnet-zeros") == {}
+    assert (out / "RESULTS.md").exists() and (out / "resnet-zeros.png").exists()
+    main(["reproduce", "--seeds", "1", "--names", "resnet-zeros", "--out", str(out), "--record"])
+    assert list(reproduce.stored_runs("resnet-zeros")) == ["seeds-1"]
+    assert {p.name: p.read_bytes() for p in tiny_shipped.glob("resnet-zeros.*")} == shipped  # scales were shipped
+
+
+def test_a_damaged_record_file_is_named(tiny_shipped):
+    path = tiny_shipped / "records" / "reproduction" / "resnet-zeros.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"quick": {"seeds": 8,')
+    with pytest.raises(ValueError, match="resnet-zeros.json"):
+        reproduce.stored_runs("resnet-zeros")
 
 
 def test_table_prints_medians_and_percentages():

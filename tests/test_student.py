@@ -10,7 +10,7 @@ import nbformat
 import pytest
 import torch
 
-from elslib import exercises, student
+from elslib.course import exercises, student
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"

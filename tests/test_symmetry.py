@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from elslib import machines, networks, sampling, symmetry
-from elslib.exercises.ch06 import _ref_nearest_shifted
+from elslib.course.exercises.ch06 import _ref_nearest_shifted
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

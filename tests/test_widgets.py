@@ -1,4 +1,4 @@
-"""The explorers of elslib.widgets, driven from code: set a control's ``.value``, read ``.shown``.
+"""The explorers of elslib.course.widgets, driven from code: set a control's ``.value``, read ``.shown``.
 
 Sizes are tiny (tens of training images, a few DDIM steps, a small untrained ResNet), so the
 whole file runs in well under a minute; what is checked is that each explorer shows the right
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from elslib import calibration, data, networks, schedules
-from elslib.widgets import (
+from elslib.course.widgets import (
     LocalityProbe,
     MachineComparer,
     MosaicInspector,
@@ -392,7 +392,7 @@ def test_a_notebook_run_without_a_frontend_keeps_a_png(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from elslib.widgets import NoiseExplorer\nNoiseExplorer(progress=False)")]
+    nb.cells = [nbformat.v4.new_code_cell("from elslib.course.widgets import NoiseExplorer\nNoiseExplorer(progress=False)")]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = nb.cells[0].outputs
     assert any(o.get("output_type") == "execute_result" and "image/png" in o.get("data", {}) for o in outputs)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import device as _device
-from ..checks import check_positive_int
+from ..checks import check_choice, check_positive_int, check_seed
 from . import downloads, offline
 from .downloads import DatasetUnavailable, cache_dir
 
@@ -57,12 +57,6 @@ def _raw(name: str):
     images = np.ascontiguousarray(images, dtype=np.float32)
     images.flags.writeable = False
     return images, labels, classes
-
-
-def _check_name(name: str) -> None:
-    if name not in DATASETS:
-        known = ", ".join(f"{k!r}" for k in DATASETS)
-        raise ValueError(f"unknown dataset name={name!r}; known datasets: {known}")
 
 
 def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -114,9 +108,9 @@ def load(
     Raises ValueError for an unknown name (listing the known ones) or bad arguments, and
     DatasetUnavailable when a download-only dataset is not cached and the network is out of reach.
     """
-    _check_name(name)
+    check_choice(name, "name", list(DATASETS))
     images, labels, _ = _raw(name)
-    order = balanced_order(labels, seed)
+    order = balanced_order(labels, check_seed(seed))
     if classes is not None:
         wanted = np.atleast_1d(np.asarray(classes))
         missing = sorted(set(wanted.tolist()) - set(np.unique(labels).tolist()))
@@ -138,7 +132,7 @@ def load(
 
 def class_names(name: str) -> list[str]:
     """Human-readable names of the labels of dataset `name` (index = label)."""
-    _check_name(name)
+    check_choice(name, "name", list(DATASETS))
     return list(_raw(name)[2])
 
 
@@ -147,7 +141,7 @@ def available(name: str) -> bool:
 
     Nothing is downloaded or parsed to answer.
     """
-    _check_name(name)
+    check_choice(name, "name", list(DATASETS))
     return name in OFFLINE or downloads.is_cached(name)
 
 

@@ -34,7 +34,7 @@ from .attention import attend, attend_explain
 from .base import PatchMachine, check_patch_size
 from .explain import source_pixels
 from .local import local_explain, local_softmax, local_softmax_at
-from .patches import KeyTable, StreamedKeys, build_key_table, pad, patches_at, windows
+from .patches import KeyTable, StreamedKeys, build_keys, pad, patches_at, plan_keys, windows
 
 PADDINGS = ["zeros", "circular"]
 
@@ -160,14 +160,14 @@ class ELSDenoiser(PatchMachine):
         for rc, cc in sorted(shapes, key=lambda g: -len(g[0]) * len(g[1])):
             rows = torch.tensor(rc, device=self.device)
             cols = torch.tensor(cc, device=self.device)
-            keys = build_key_table(
-                self.images, p, self.padding, rows, cols, self.labels, self.dedup, max_bytes=self._make_room,
-                padded=padded,
-            )  # fmt: skip
-            if keys is None:
-                keys = StreamedKeys(self.images, p, self.padding, rows, cols, self.labels, padded=padded)
-            else:
+            # count the group's distinct patches, decide where they live, then build (or stream)
+            plan = plan_keys(self.images, p, self.padding, rows, cols, self.labels, self.dedup, padded)
+            if plan.nbytes <= self._make_room(plan.nbytes):
+                keys = build_keys(plan)
                 self.table_bytes += keys.nbytes
+            else:
+                keys = StreamedKeys(self.images, p, self.padding, rows, cols, self.labels, padded=padded)
+            del plan
             groups.append(Group(rows, cols, keys))
         if not bool(single.any()):
             return Layout(groups, None)

@@ -19,7 +19,6 @@ against the stored row: a row whose hash collided with a different row stays a k
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -180,30 +179,235 @@ def mean_patch(padded: torch.Tensor, p: int, rows: torch.Tensor, cols: torch.Ten
     return (summed[:, rows][:, :, cols].sum((1, 2)) / total).flatten().to(torch.float32)
 
 
-def row_hash(
-    block: torch.Tensor, coef: torch.Tensor, scratch: torch.Tensor, elementwise: bool | None = None
-) -> torch.Tensor:
-    """64-bit hash of each row of quantised values: [R, D] float32 -> [R] int64.
+def hash_coefficients(d: int, seed: int, device=None) -> torch.Tensor:
+    """The multipliers of one patch hash: [d] random odd int64 constants, the same for a seed everywhere."""
+    coef = torch.randint(-(2**62), 2**62, (d,), generator=torch.Generator().manual_seed(seed), dtype=torch.int64)
+    return (coef | 1).to(device) if device is not None else coef | 1
 
-    Values are quantised to multiples of 2^-20 and hashed as sum_i q_i c_i mod 2^64, with one
-    random odd 64-bit constant c_i per position (an exact integer product, wrapping). Equal rows
-    get equal hashes; unequal rows rarely collide, and every merge is verified bit for bit anyway
-    (rows closer than 2^-20 collide here and are kept apart there). Quantising, rather than
-    hashing the float bits, matters: flipping a float's sign changes its bits by exactly 2^31,
-    and such power-of-two steps cancel far too easily in a sum mod 2^64.
-    Overwrites `block`; scratch: an int64 buffer of block's shape. elementwise: sum the products
-    without a matrix product (default: off the CPU, since CUDA has no int64 matrix product).
+
+def row_hash(
+    block: torch.Tensor, coef: torch.Tensor, scratch: torch.Tensor | None = None, elementwise: bool | None = None
+) -> torch.Tensor:
+    """64-bit hash of each row of quantised values: [R, D] float32 -> [R] int64 (coef [D]), or
+    [R, k] for k independent hashes at once (coef [D, k], columns from :func:`hash_coefficients`).
+
+    The one patch hash of the library: the ELS key tables merge identical training patches with
+    it, and combinatorics counts distinct patches with it. Values are quantised to multiples of
+    2^-20 and hashed as sum_i q_i c_i mod 2^64, with one random odd 64-bit constant c_i per
+    position (an exact integer product, wrapping). Equal rows get equal hashes; rows that differ
+    in one value by at least 2^-20 never collide (an odd c_i times a small nonzero integer is not
+    0 mod 2^64); other unequal rows rarely do, and both users verify their merges. Quantising,
+    rather than hashing the float bits, matters: flipping a float's sign changes its bits by
+    exactly 2^31, and such power-of-two steps cancel far too easily in a sum mod 2^64 (and -0.0
+    quantises to the same 0 as 0.0).
+    Overwrites `block`; scratch: an optional int64 buffer of block's shape. elementwise: sum the
+    products without a matrix product (default: off the CPU, since CUDA has no int64 matrix product).
     """
     block.mul_(QUANT).round_()  # exact in float32 for |values| < 8
+    if scratch is None:
+        scratch = torch.empty(block.shape, dtype=torch.int64, device=block.device)
     scratch.copy_(block)
     if elementwise is None:
         elementwise = scratch.device.type != "cpu"
     if not elementwise:
         return scratch @ coef
+    if coef.dim() == 2:
+        return torch.stack([(scratch * c).sum(dim=1) for c in coef.T], dim=1)
     return scratch.mul_(coef).sum(dim=1)  # the same wrapping sum: addition mod 2^64 is associative
 
 
 QUANT = 2.0**20
+KEY_HASH_SEED = 20241226  # the key tables' hash (any seed works: merges are verified)
+
+
+@dataclass
+class KeyPlan:
+    """The first step of a key table: every training patch of a group hashed and counted.
+
+    Made by :func:`plan_keys`; :attr:`nbytes` says what the table will take, before anything is
+    stored, so that the caller (the ELS machine) can decide: make room and :func:`build_keys`,
+    or stream the keys instead (:class:`StreamedKeys`).
+
+    first: [M] index (in (image, row, col) order) of the first copy of each distinct patch;
+    counts: [M] how many copies it has; inverse: [total] the distinct patch of every patch (None
+    without dedup); cls_of_row: [total] the class of every patch (None without labels).
+    """
+
+    images: torch.Tensor
+    p: int
+    rows: torch.Tensor
+    cols: torch.Tensor
+    labels: torch.Tensor | None
+    padded: torch.Tensor
+    step: int  # images per chunk
+    first: torch.Tensor
+    counts: torch.Tensor
+    inverse: torch.Tensor | None
+    cls_of_row: torch.Tensor | None
+
+    @property
+    def per_image(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    @property
+    def d(self) -> int:
+        return self.images.shape[1] * self.p * self.p
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the finished table will take (before any hash collision splits a key)."""
+        return self.first.shape[0] * row_bytes(self.d, self.images.shape[1])
+
+    def chunks(self):
+        """(first image, end image, window view) per chunk of `step` images."""
+        win = windows(self.padded, self.p)
+        n = self.images.shape[0]
+        for i0 in range(0, n, self.step):
+            i1 = min(n, i0 + self.step)
+            yield i0, i1, win[i0:i1]
+
+
+def plan_keys(
+    images: torch.Tensor,
+    p: int,
+    padding: str,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    dedup: bool = True,
+    padded: torch.Tensor | None = None,
+) -> KeyPlan:
+    """Hash and count every training patch centred on the grid rows x cols (all images).
+
+    images: [N, C, H, W] float32; rows, cols: int64 centre coordinates; labels: [N] or None.
+    With dedup, patches whose hashes agree (and of the same class) are counted as one key; the
+    merge is verified bit for bit when the table is built. padded: the images already padded by
+    P // 2 (saves a copy when planning many groups). Patches are cut in (image, row, col) order,
+    one chunk of images at a time, into preallocated buffers (fresh large tensors cost page faults).
+    """
+    n, c = images.shape[:2]
+    d = c * p * p
+    device = images.device
+    rows, cols = rows.to(device), cols.to(device)
+    padded = pad(images, p // 2, padding) if padded is None else padded
+    per_image = len(rows) * len(cols)
+    total = n * per_image
+    step = max(1, ELEMS_PER_CHUNK // (per_image * d))
+    cls_of_row = None if labels is None else labels.to(device).repeat_interleave(per_image)
+    plan = KeyPlan(images, p, rows, cols, labels, padded, step, None, None, None, cls_of_row)
+    if not dedup:
+        plan.first = torch.arange(total, device=device)
+        plan.counts = torch.ones(total, dtype=torch.int64, device=device)
+        return plan
+    coef = hash_coefficients(d, KEY_HASH_SEED, device)
+    hashes = torch.empty(total, dtype=torch.int64, device=device)
+    buf = torch.empty(step * per_image, d, dtype=torch.float32, device=device)
+    scratch = torch.empty(step * per_image, d, dtype=torch.int64, device=device)
+    for i0, i1, win in plan.chunks():
+        lo, hi = i0 * per_image, i1 * per_image
+        block = buf[: hi - lo]
+        patches_at(win, rows, cols, out=block)
+        hashes[lo:hi] = row_hash(block, coef, scratch[: hi - lo])
+    del buf, scratch
+    if cls_of_row is not None:  # never merge across classes (also verified when building)
+        hashes += cls_of_row * 0x5851F42D4C957F2D
+    _, plan.inverse, plan.counts = torch.unique(hashes, return_inverse=True, return_counts=True)
+    del hashes
+    plan.first = torch.full((plan.counts.shape[0],), total, dtype=torch.int64, device=device)
+    plan.first.scatter_reduce_(0, plan.inverse, torch.arange(total, device=device), "amin")
+    return plan
+
+
+def build_keys(plan: KeyPlan) -> KeyTable:
+    """The key table of a plan: sort the keys by (class, place), write and verify them, finish.
+
+    Pass 2 writes each key's first copy into its row of the table and compares every later copy
+    with that row, bit for bit (reading rows in place is fast; gathering scattered patches from
+    the images is not). A patch whose hash collided with a different patch leaves that key and
+    becomes a key of its own.
+    """
+    total = plan.images.shape[0] * plan.per_image
+    cls = plan.cls_of_row[plan.first] if plan.cls_of_row is not None else torch.zeros_like(plan.first)
+    order = torch.argsort(cls * (total + 1) + plan.first)
+    rank = torch.empty_like(order)  # distinct patch -> its row in the table
+    rank[order] = torch.arange(len(order), device=order.device)
+    first, counts, cls = plan.first[order], plan.counts[order], cls[order]
+    keys, bad, bad_keys = _write_and_verify(plan, rank, first, cls)
+    del rank
+    if len(bad):
+        keys, first, counts, cls = _split_collisions(plan, keys, first, counts, cls, bad, bad_keys)
+    return _finish(plan, keys, first, counts, cls)
+
+
+def _write_and_verify(plan: KeyPlan, rank, first, cls):
+    """Pass 2: the table's patch columns, and the patches (with their key) that differ from their key."""
+    d, per_image, device = plan.d, plan.per_image, first.device
+    keys = torch.empty(first.shape[0], d + 3, dtype=torch.float32, device=device)
+    buf = torch.empty(plan.step * per_image, d + 3, dtype=torch.float32, device=device)
+    bad, bad_keys = [], []
+    for i0, i1, win in plan.chunks():
+        lo, hi = i0 * per_image, i1 * per_image
+        block = buf[: hi - lo]
+        patches_at(win, plan.rows, plan.cols, out=block)
+        key = rank[plan.inverse[lo:hi]] if plan.inverse is not None else rank[lo:hi]
+        is_first = first[key] == torch.arange(lo, hi, device=device)
+        firsts = torch.nonzero(is_first).flatten()
+        keys.index_copy_(0, key[firsts], block.index_select(0, firsts))
+        later = torch.nonzero(~is_first).flatten()
+        if len(later):
+            k = key[later]
+            mine = block.index_select(0, later)[:, :d].view(torch.int32)
+            same = (mine == keys.index_select(0, k)[:, :d].view(torch.int32)).all(1)
+            if plan.cls_of_row is not None:
+                same &= plan.cls_of_row[later + lo] == cls[k]
+            bad.append(later[~same] + lo)
+            bad_keys.append(k[~same])
+    bad = torch.cat(bad) if bad else first[:0]
+    return keys, bad, (torch.cat(bad_keys) if bad_keys else first[:0])
+
+
+def _split_collisions(plan: KeyPlan, keys, first, counts, cls, bad, bad_keys):
+    """Hash collisions: those patches leave the key they were merged into (its count drops) and
+    become keys of their own (count 1); the table is re-sorted by (class, place)."""
+    d, per_image, total = plan.d, plan.per_image, plan.images.shape[0] * plan.per_image
+    counts = counts - torch.bincount(bad_keys, minlength=counts.shape[0])
+    img, rest = bad // per_image, bad % per_image
+    win = windows(plan.padded, plan.p)
+    extra = win[img, :, plan.rows[rest // len(plan.cols)], plan.cols[rest % len(plan.cols)]].reshape(len(bad), d)
+    keys = torch.cat([keys, torch.empty(len(bad), d + 3, device=keys.device)])
+    keys[-len(bad) :, :d] = extra
+    counts = torch.cat([counts, torch.ones_like(bad)])
+    first = torch.cat([first, bad])
+    cls = torch.cat([cls, plan.cls_of_row[bad] if plan.cls_of_row is not None else torch.zeros_like(bad)])
+    order = torch.argsort(cls * (total + 1) + first)
+    return keys[order], first[order], counts[order], cls[order]
+
+
+def _finish(plan: KeyPlan, keys, first, counts, cls) -> KeyTable:
+    """Values (raw centre pixels), class spans, then the keys centred and augmented in place."""
+    c, h, w = plan.images.shape[1:]
+    p, d, per_image, device = plan.p, plan.d, plan.per_image, keys.device
+    spans = None
+    if plan.labels is not None:
+        spans = {}
+        for k in torch.unique(plan.labels).tolist():
+            spans[int(k)] = (int(torch.searchsorted(cls, k)), int(torch.searchsorted(cls, k, right=True)))
+    m = keys.shape[0]
+    centre = torch.arange(c, device=device) * p * p + (p // 2) * p + p // 2
+    values_t = torch.ones(c + 1, m, dtype=torch.float32, device=device)
+    values_t[:c] = keys[:, centre].T
+    mu = mean_patch(plan.padded, p, plan.rows, plan.cols)
+    rows_per_step = max(1, ELEMS_PER_CHUNK // d)
+    for lo in range(0, m, rows_per_step):
+        part = keys[lo : lo + rows_per_step]
+        part[:, :d] -= mu
+        part[:, d] = sq_norms(part[:, :d])
+    keys[:, d + 1] = torch.log2(counts.double()).float()
+    keys[:, d + 2] = 1.0
+    img, rest = first // per_image, first % per_image
+    source = img * (h * w) + plan.rows[rest // len(plan.cols)] * w + plan.cols[rest % len(plan.cols)]
+    kmax = float(keys[:, d].max().sqrt()) if m else 0.0
+    return KeyTable(keys=keys, values_t=values_t, source=source, counts=counts, mu=mu, spans=spans, kmax=kmax)
 
 
 def build_key_table(
@@ -214,126 +418,10 @@ def build_key_table(
     cols: torch.Tensor,
     labels: torch.Tensor | None = None,
     dedup: bool = True,
-    max_bytes: float | Callable[[int], float] = float("inf"),
+    max_bytes: float = float("inf"),
     padded: torch.Tensor | None = None,
 ) -> KeyTable | None:
-    """Key table of every training patch centred on the grid rows x cols (all images).
-
-    images: [N, C, H, W] float32; rows, cols: int64 centre coordinates; labels: [N] or None.
-    With dedup, bit-identical patches of the same class are merged into one key with a count.
-    Returns None, having stored nothing, when the table would take more than max_bytes.
-    max_bytes may also be a function: given the bytes the table needs, it returns the bytes
-    available (it may free some first; it is called once, before the table is stored).
-    padded: the images already padded by P // 2 (saves a copy when building many groups).
-
-    Patches are cut in (image, row, col) order, one chunk of images at a time, in two passes:
-    hash them all; then write each distinct patch into its row of the table and compare every
-    later copy with that row, bit for bit. (Reading rows in place is fast; gathering scattered
-    patches from the images is not.)
-    """
-    n, c, h, w = images.shape
-    d = c * p * p
-    device = images.device
-    rows, cols = rows.to(device), cols.to(device)
-    padded = pad(images, p // 2, padding) if padded is None else padded
-    win = windows(padded, p)
-    per_image = len(rows) * len(cols)
-    total = n * per_image
-    step = max(1, ELEMS_PER_CHUNK // (per_image * d))  # images per chunk
-    chunks = [(i0, min(n, i0 + step)) for i0 in range(0, n, step)]
-    cls_of_row = None if labels is None else labels.to(device).repeat_interleave(per_image)  # [total]
-
-    if dedup:
-        # Pass 1: hash every patch (preallocated buffers: fresh large tensors cost page faults).
-        coef = torch.randint(-(2**62), 2**62, (d,), generator=torch.Generator().manual_seed(20241226))
-        coef = (coef | 1).to(device)
-        hashes = torch.empty(total, dtype=torch.int64, device=device)
-        buf = torch.empty(step * per_image, d, dtype=torch.float32, device=device)
-        scratch = torch.empty(step * per_image, d, dtype=torch.int64, device=device)
-        for i0, i1 in chunks:
-            lo, hi = i0 * per_image, i1 * per_image
-            block = buf[: hi - lo]
-            patches_at(win[i0:i1], rows, cols, out=block)
-            hashes[lo:hi] = row_hash(block, coef, scratch[: hi - lo])
-        del buf, scratch
-        if cls_of_row is not None:  # never merge across classes (also verified below)
-            hashes += cls_of_row * 0x5851F42D4C957F2D
-        _, inverse, counts = torch.unique(hashes, return_inverse=True, return_counts=True)
-        del hashes
-        first = torch.full((counts.shape[0],), total, dtype=torch.int64, device=device)
-        first.scatter_reduce_(0, inverse, torch.arange(total, device=device), "amin")
-    else:
-        inverse, first = None, torch.arange(total, device=device)
-        counts = torch.ones(total, dtype=torch.int64, device=device)
-    need = first.shape[0] * row_bytes(d, c)
-    if need > (max_bytes(need) if callable(max_bytes) else max_bytes):
-        return None
-
-    # Keys sorted by (class, place): each class is one contiguous span. rank: unique -> key row.
-    cls = cls_of_row[first] if cls_of_row is not None else torch.zeros_like(first)
-    order = torch.argsort(cls * (total + 1) + first)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order), device=device)
-    first, counts, cls = first[order], counts[order], cls[order]
-
-    # Pass 2: write each key's first copy into the table; check every later copy against it.
-    keys = torch.empty(first.shape[0], d + 3, dtype=torch.float32, device=device)
-    buf = torch.empty(step * per_image, d + 3, dtype=torch.float32, device=device)
-    bad, bad_keys = [], []
-    for i0, i1 in chunks:
-        lo, hi = i0 * per_image, i1 * per_image
-        block = buf[: hi - lo]
-        patches_at(win[i0:i1], rows, cols, out=block)
-        key = rank[inverse[lo:hi]] if dedup else rank[lo:hi]
-        is_first = first[key] == torch.arange(lo, hi, device=device)
-        firsts = torch.nonzero(is_first).flatten()
-        keys.index_copy_(0, key[firsts], block.index_select(0, firsts))
-        later = torch.nonzero(~is_first).flatten()
-        if len(later):
-            k = key[later]
-            mine = block.index_select(0, later)[:, :d].view(torch.int32)
-            same = (mine == keys.index_select(0, k)[:, :d].view(torch.int32)).all(1)
-            if cls_of_row is not None:
-                same &= cls_of_row[later + lo] == cls[k]
-            bad.append(later[~same] + lo)
-            bad_keys.append(k[~same])
-    del buf
-    del inverse, rank
-    bad = torch.cat(bad) if bad else first[:0]
-    if len(bad):
-        # Hash collisions: those patches differ from the key they were merged into. They leave
-        # it (its count drops) and become keys of their own (count 1); re-sort by (class, place).
-        counts = counts - torch.bincount(torch.cat(bad_keys), minlength=counts.shape[0])
-        img, rest = bad // per_image, bad % per_image
-        extra = win[img, :, rows[rest // len(cols)], cols[rest % len(cols)]].reshape(len(bad), d)
-        keys = torch.cat([keys, torch.empty(len(bad), d + 3, device=device)])
-        keys[-len(bad) :, :d] = extra
-        counts = torch.cat([counts, torch.ones_like(bad)])
-        first = torch.cat([first, bad])
-        cls = torch.cat([cls, cls_of_row[bad] if cls_of_row is not None else torch.zeros_like(bad)])
-        order = torch.argsort(cls * (total + 1) + first)
-        keys, first, counts, cls = keys[order], first[order], counts[order], cls[order]
-
-    spans = None
-    if labels is not None:
-        spans = {}
-        for k in torch.unique(labels).tolist():
-            spans[int(k)] = (int(torch.searchsorted(cls, k)), int(torch.searchsorted(cls, k, right=True)))
-
-    # Finish the table in place: values (raw centre pixels), then centre the keys and add the
-    # augmentation columns.
-    m = keys.shape[0]
-    centre = torch.arange(c, device=device) * p * p + (p // 2) * p + p // 2
-    values_t = torch.ones(c + 1, m, dtype=torch.float32, device=device)
-    values_t[:c] = keys[:, centre].T
-    mu = mean_patch(padded, p, rows, cols)
-    for lo in range(0, m, max(1, ELEMS_PER_CHUNK // d)):
-        part = keys[lo : lo + max(1, ELEMS_PER_CHUNK // d)]
-        part[:, :d] -= mu
-        part[:, d] = sq_norms(part[:, :d])
-    keys[:, d + 1] = torch.log2(counts.double()).float()
-    keys[:, d + 2] = 1.0
-    img, rest = first // per_image, first % per_image
-    source = img * (h * w) + rows[rest // len(cols)] * w + cols[rest % len(cols)]
-    kmax = float(keys[:, d].max().sqrt()) if m else 0.0
-    return KeyTable(keys=keys, values_t=values_t, source=source, counts=counts, mu=mu, spans=spans, kmax=kmax)
+    """Key table of every training patch centred on the grid rows x cols: :func:`plan_keys`, then
+    :func:`build_keys`. Returns None, having stored nothing, when it would take more than max_bytes."""
+    plan = plan_keys(images, p, padding, rows, cols, labels, dedup, padded)
+    return None if plan.nbytes > max_bytes else build_keys(plan)

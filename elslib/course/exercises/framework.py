@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import sampling
+from ... import sampling
 
 
 class CheckFailed(AssertionError):

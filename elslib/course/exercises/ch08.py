@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import combinatorics, morphogenesis
+from ... import combinatorics, morphogenesis
 from .framework import Case, CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .. import sampling, schedules
+from ... import sampling, schedules
+from ...calibration import best_patch_sizes
 from .framework import Case, CheckResult, Exercise, _matches
 from .framework import random_images as _images
 from .framework import run_cases as _run
@@ -27,7 +28,7 @@ def _case(description, args, expected, hint, mistakes, **tolerance) -> Case:
 
 def _ref_els_pixel(x_t, t, train, patch_size, row, col, schedule):
     """The library's circular ELS machine, read at one pixel: [B, C]."""
-    from ..machines import ELSDenoiser
+    from ...machines import ELSDenoiser
 
     den = ELSDenoiser(train, patch_size=int(patch_size), padding="circular", schedule=schedule, device="cpu")
     return den(x_t, t)[:, :, int(row), int(col)].clone()
@@ -137,10 +138,6 @@ def _ref_calibrated_patch_sizes(similarity, sizes):
     return torch.tensor(out, dtype=torch.int64)
 
 
-def _best_per_seed(sim, sizes):
-    return torch.tensor(sizes)[torch.nan_to_num(sim, nan=-float("inf")).argmax(dim=2)]  # [seeds, steps]
-
-
 def _toy_similarity(seeds, steps, sizes, seed, holes=False):
     """Made-up cosine similarities with one peak per (seed, step), the peak drifting with the step."""
     gen = torch.Generator().manual_seed(seed)
@@ -176,7 +173,7 @@ def check_calibrated_patch_sizes(fn: Callable, quiet: bool = False) -> CheckResu
         ("five seeds, 10 steps, NaN where a size was not tried (a local search)", 5, 10, 93, True),
     ]:
         sim = _toy_similarity(seeds, steps, sizes, seed, holes)
-        best = _best_per_seed(sim, sizes)
+        best = best_patch_sizes(sim, sizes)
         mistakes = [
             (
                 torch.nan_to_num(sim, nan=-float("inf")).argmax(dim=2).median(dim=0).values,
@@ -218,7 +215,7 @@ def check_calibrated_patch_sizes(fn: Callable, quiet: bool = False) -> CheckResu
 
 
 def _ref_pearson_r(a, b):
-    from ..metrics import pearson_r
+    from ...metrics import pearson_r
 
     return pearson_r(a, b)
 
@@ -226,7 +223,7 @@ def _ref_pearson_r(a, b):
 def check_pearson_r(fn: Callable, quiet: bool = False) -> CheckResult:
     """Exercise 7.3: ``pearson_r(a, b) -> [B]``, the Pearson correlation of image i of `a` with image i of
     `b` over their pixels (all channels). Compared with ``elslib.metrics.pearson_r``."""
-    from ..metrics import cosine_similarity
+    from ...metrics import cosine_similarity
 
     a = _images((4, 1, 6, 6), 95) * 2 - 0.6  # dark backgrounds, like digits: the mean matters
     noise = sampling.noise_like((4, 1, 6, 6), seed=96)

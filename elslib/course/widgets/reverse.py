@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .. import schedules
+from ... import schedules
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
 

@@ -6,9 +6,9 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .. import data, schedules
-from ..machines.patches import pad, windows
-from ..plots import mosaic_image
+from ... import data, schedules
+from ...machines.patches import pad, windows
+from ...plots import mosaic_image
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
 

@@ -9,7 +9,8 @@ import torch
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
-from .. import networks, schedules
+from ... import networks, receptive
+from ...denoisers import schedule_of
 from . import helpers
 from .base import FIELD, LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
 
@@ -39,7 +40,7 @@ class LocalityProbe(Explorer):
     Args:
         network: "auto" (the shipped "resnet-zeros" when present, else a randomly initialised
             minimal ResNet -- locality does not need training), a shipped network's name, an
-            ``nn.Module`` predicting noise, or a ``networks.NetworkDenoiser``.
+            ``nn.Module`` of the library (predicting eps or v), or a ``networks.NetworkDenoiser``.
         dataset: the images to noise (default "mnist", what the shipped networks know).
         index, t, row, col, patch_size, seed: initial control values.
     """
@@ -50,15 +51,15 @@ class LocalityProbe(Explorer):
     def __init__(self, network="auto", dataset="mnist", index=0, t=0.5, row=None, col=None, patch_size=7, seed=0,
                  schedule=None, n_images=100, progress=True):  # fmt: skip
         super().__init__(progress)
-        self.schedule = schedules.get(schedule)
-        denoiser, name = helpers.resolve_network(network, self.schedule)
+        denoiser, name = helpers.resolve_network(network, schedule)
         if denoiser is None:
             torch.manual_seed(0)
-            denoiser, name = networks.as_denoiser(networks.ResNet(channels=32, blocks=6), self.schedule), None
+            denoiser = networks.as_denoiser(networks.ResNet(channels=32, blocks=6), schedule)
             name = "ResNet, random weights"
         self.net = helpers.network_module(denoiser)
         if self.net is None:
             raise ValueError("LocalityProbe needs a network (an nn.Module), to take gradients through it")
+        self.denoiser, self.schedule = denoiser, schedule_of(denoiser, schedule)
         self.network_name = name
         self.receptive_field = getattr(self.net, "receptive_field", None)
         self.images, _ = helpers.training_set(dataset, n_images)
@@ -90,20 +91,16 @@ class LocalityProbe(Explorer):
 
     # ------------------------------------------------------------------------- computing
     def gradient(self, row: int, col: int, t: float, index: int, seed: int):
-        """(x_t [C, H, W], |d x0_hat[row, col] / d x_t| summed over channels [H, W]); cached."""
+        """(x_t [C, H, W], |d x0_hat[row, col] / d x_t| summed over channels, float64 [H, W]); cached.
+
+        The gradient map is receptive.gradient_map's: x0_hat is the network's, whatever it predicts.
+        """
 
         def compute():
             x0 = self.images[index : index + 1]
             x_t = self.schedule.add_noise(x0, t, helpers.noise(tuple(x0.shape[1:]), seed))
-            device = next(self.net.parameters()).device
-            x = x_t.to(device).requires_grad_(True)
-            self.net.eval()
-            out = self.net(x, t)
-            a, s = self.schedule.alpha(t), self.schedule.sigma(t)
-            # the network as a denoiser, as networks.as_denoiser computes it, whatever its target (eps or v)
-            _, x0_hat = networks.split_output(out, x, a, s, getattr(self.net, "target", "eps"))
-            (grad,) = torch.autograd.grad(x0_hat[0, :, row, col].sum(), x)
-            return x_t[0], grad[0].abs().sum(0).cpu().numpy()
+            grad = receptive.gradient_map(self.denoiser, x_t, t, (row, col))
+            return x_t[0], grad[0].abs().double().sum(0).cpu()
 
         return self._grads.get_or((row, col, t, index, seed), compute)
 
@@ -112,8 +109,9 @@ class LocalityProbe(Explorer):
         r, c, p, t = self.row.value, self.col.value, self.patch_size.value, float(self.t.value)
         x_t, grad = self.gradient(r, c, t, self.index.value, self.seed.value)
         sizes = np.arange(1, self.top + 1, 2)
-        share = np.array([window_sum(grad, r, c, q) for q in sizes]) / max(float(grad.sum(dtype=np.float64)), 1e-30)
+        share = receptive.share_by_window(grad, (r, c), sizes.tolist()).numpy()
         inside = float(share[sizes == p][0])
+        grad = grad.numpy()
         self.shown = {"x_t": as_array(x_t), "gradient": grad, "inside": inside, "share_by_p": share, "sizes": sizes,
                       "receptive_field": self.receptive_field, "pixel": (r, c), "patch_size": p, "t": t}  # fmt: skip
         if not self._art:
@@ -178,9 +176,3 @@ class LocalityProbe(Explorer):
         ax.set_title("how local is the network?", fontsize=TITLE_SIZE)
         ax.tick_params(labelsize=LABEL_SIZE - 1)
         ax.grid(alpha=0.3)
-
-
-def window_sum(values: np.ndarray, row: int, col: int, p: int) -> float:
-    """Sum of `values` [H, W] over the P x P window centred on (row, col), cut at the borders."""
-    r = p // 2
-    return float(values[max(0, row - r) : row + r + 1, max(0, col - r) : col + r + 1].sum(dtype=np.float64))

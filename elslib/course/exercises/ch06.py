@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from .. import sampling, schedules
+from ... import sampling, schedules
 from .framework import Case, CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run
@@ -20,7 +20,7 @@ def _ref_circular_shift(x, dy, dx):
 
 def _shift_no_wrap(x, dy, dx):
     """The mistake of letting pixels fall off the edge (vacated pixels 0)."""
-    from ..symmetry import shift
+    from ...symmetry import shift
 
     return shift(x, dy, dx, mode="zeros", fill=0.0)
 
@@ -80,7 +80,7 @@ def _softmax_average(x_t, candidates, scale, temperature):
 
 
 def _ref_equivariant_denoiser(x_t, t, train, schedule):
-    from ..machines import EquivariantDenoiser
+    from ...machines import EquivariantDenoiser
 
     return EquivariantDenoiser(train, schedule=schedule, device="cpu")(x_t, t)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from .. import sampling, schedules
+from ... import sampling, schedules
 from .framework import Case, CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run
@@ -16,7 +16,7 @@ from .framework import run_cases as _run
 
 
 def _ref_share_inside(grad, pixel, patch_size):
-    from ..receptive import share_inside_window
+    from ...receptive import share_inside_window
 
     return share_inside_window(grad, pixel, patch_size)
 
@@ -85,7 +85,7 @@ def check_share_inside(fn: Callable, quiet: bool = False) -> CheckResult:
 
 def _ref_local_denoiser_at(x_t, t, train, pixel, patch_size, schedule):
     """elslib.machines.LocalDenoiser, read at one pixel: [B, C]."""
-    from ..machines import LocalDenoiser
+    from ...machines import LocalDenoiser
 
     row, col = pixel
     return LocalDenoiser(train, patch_size=patch_size, schedule=schedule, device="cpu")(x_t, t)[:, :, row, col]
@@ -164,7 +164,7 @@ def _ref_finite_difference_map(denoiser, x_t, t, pixel, h):
 
 def _exact_map(denoiser, x_t, t, pixel):
     """The exact gradient by autograd (independent of finite differences)."""
-    from ..receptive import gradient_map
+    from ...receptive import gradient_map
 
     return gradient_map(denoiser, x_t, t, pixel)[0]
 
@@ -187,7 +187,7 @@ def _response_map(denoiser, x_t, t, pixel, h):
 
 
 def _tiny_resnet(in_channels: int, seed: int):
-    from .. import networks
+    from ... import networks
 
     torch.manual_seed(seed)
     net = networks.ResNet(in_channels=in_channels, channels=4, blocks=1, target="v").double().eval()
@@ -199,7 +199,7 @@ def check_finite_difference_map(fn: Callable, quiet: bool = False) -> CheckResul
     ``pixel`` changes with each input value, by central differences, for one image x_t [1, C, H, W].
     Compared with the exact gradient (autograd) on small networks, and with central differences on the
     local machine (which autograd cannot see through)."""
-    from ..machines import LocalDenoiser
+    from ...machines import LocalDenoiser
 
     hint = (
         "For every input value v (C*H*W of them) make x_t + h e_v and x_t - h e_v (e_v: 1 at v, 0 elsewhere; "

@@ -7,8 +7,8 @@ import math
 import ipywidgets as widgets
 import numpy as np
 
-from .. import calibration, pretrained, schedules
-from ..metrics import pearson_r
+from ... import calibration, pretrained, schedules
+from ...metrics import pearson_r
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled
 

@@ -1,15 +1,18 @@
-"""What every chapter notebook shares: fast mode, the setup cell, and small measuring helpers.
+"""The course layer: what the chapters need on top of the science, and nothing the science needs.
+
+- this module: fast mode and the setup cell every chapter starts with;
+- :mod:`elslib.course.exercises`: the checked exercises (one module per chapter);
+- :mod:`elslib.course.student`: student versions of the chapters (solutions blanked);
+- :mod:`elslib.course.widgets`: the interactive explorers.
+
+The science core (``elslib.data``, ``machines``, ``sampling`` ...) never imports this package,
+and ``import elslib`` does not load it (docs/architecture.md draws the two layers).
 
 Fast mode (``ELS_FAST=1`` in the environment) shrinks every chapter's work (fewer images,
 steps and seeds) so that the whole course runs in a few minutes; the tests run it that way.
 A chapter asks for its sizes with :func:`pick`::
 
     n_train = course.pick(fast=100, full=1000)
-
-The helpers below (the effective number of candidates) are used by more than one chapter, so
-they live here once instead of being copied from notebook to notebook. Patch mosaics are drawn
-by :mod:`elslib.plots`. Distances to the training set
-and correlations between images are in :mod:`elslib.metrics`.
 """
 
 from __future__ import annotations
@@ -67,22 +70,3 @@ def setup(seed: int = 0, quiet: bool = False) -> dict:
         mode = "FAST (ELS_FAST=1: small sizes, for tests and a first look)" if FAST else "full"
         print(f"elslib {elslib.__version__} | torch {torch.__version__} | {info['device']} | mode: {mode}")
     return info
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-def flat(x: torch.Tensor) -> torch.Tensor:
-    """[B, C, H, W] (or any [B, ...]) -> [B, C*H*W]."""
-    return x.reshape(x.shape[0], -1)
-
-
-def effective_number(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """How many candidates a set of softmax weights really uses: exp(entropy of the weights).
-
-    Equal weights on k candidates give k; all weight on one candidate gives 1. This is the same
-    count as the ``n_eff`` of a machine's ``explain``.
-    """
-    w = weights.double()
-    entropy = -(w * torch.log(w.clamp_min(1e-300))).sum(dim=dim)
-    return torch.exp(entropy)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from .. import schedules
-from ..metrics import pearson_r
+from ... import machines, schedules
+from ...metrics import pearson_r
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled, note
 
@@ -137,7 +137,7 @@ class MachineComparer(Explorer):
         shape = tuple(images.shape[1:])
         with self.busy(f"sampling seed {self.seed.value}: {', '.join(missing)}", self.steps * len(missing)) as tick:
             for kind in missing:
-                self.status.value = f"sampling seed {self.seed.value} with {helpers.MACHINE_TITLES.get(kind, kind)} ..."
+                self.status.value = f"sampling seed {self.seed.value} with {machines.title(kind) if kind in machines.KINDS else kind} ..."
                 sample, _ = helpers.trajectory(self._denoiser(kind), shape, self.seed.value, self.steps, self.schedule,
                                                tick)  # fmt: skip
                 self._samples[(self._key(kind), self.seed.value)] = sample
@@ -162,7 +162,7 @@ class MachineComparer(Explorer):
         p, padding = self.patch_size.value, self.padding.value
         for kind in self.kinds:
             ax, x = self.axes[kind], self.sample(kind)
-            name = helpers.MACHINE_TITLES[kind] + {"LS": f" P={p}", "ELS": f" P={p}, {padding}"}.get(kind, "")
+            name = machines.title(kind) + {"LS": f" P={p}", "ELS": f" P={p}, {padding}"}.get(kind, "")
             if x is None:
                 self._note(ax, kind, "computing ...", name)
                 continue
@@ -198,16 +198,6 @@ class MachineComparer(Explorer):
         ax.axvline(0, color="#999999", lw=0.8)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-
-    def precompute(self, seeds) -> None:
-        """Sample the current setting for several seeds ahead (e.g. before a class), with progress."""
-        current = self.seed.value
-        with self.hold():
-            for s in seeds:
-                self.seed.value = int(s)
-                self._compute()
-            self.seed.value = current
-        self.refresh()
 
     @property
     def correlations(self) -> dict:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .. import networks, sampling
+from ... import networks, sampling
 from .framework import Case, CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from .. import sampling, schedules
+from ... import sampling, schedules
 from .framework import Case, CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run
@@ -285,7 +285,7 @@ def _softmax_average(x_t, train, scale: float, temperature: float):
 def _ref_ideal_denoiser(x_t, t, train, schedule):
     """The reference: elslib.machines.IdealDenoiser when it exists, else the formula in float64."""
     try:
-        from ..machines import IdealDenoiser
+        from ...machines import IdealDenoiser
     except ImportError:
         sched = schedules.get(schedule)
         return _softmax_average(x_t, train, sched.alpha(t), 2 * sched.sigma(t) ** 2)
@@ -334,7 +334,7 @@ def check_ideal_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
 
 
 def _ref_nearest_training_image(samples, train):
-    from ..metrics import nearest_neighbours
+    from ...metrics import nearest_neighbours
 
     return nearest_neighbours(samples, train)
 

@@ -12,17 +12,11 @@ from collections import OrderedDict
 
 import torch
 
-from .. import data, machines, networks, pretrained, sampling
-from ..machines.patches import pad
+from ... import data, machines, networks, pretrained, sampling
+from ...machines.patches import pad
 
 DATASETS = list(data.OFFLINE)  # the offline datasets the pickers offer
-MACHINES = ("IS", "LS", "ES", "ELS")
-MACHINE_TITLES = {
-    "IS": "ideal (IS)",
-    "LS": "local (LS)",
-    "ES": "equivariant (ES)",
-    "ELS": "ELS",
-}
+MACHINES = tuple(machines.KINDS)
 NETWORK_DATASET = "mnist"  # what the shipped networks were trained on
 
 
@@ -86,16 +80,8 @@ def network_module(denoiser):
 
 
 def make_machine(kind: str, images, patch_size=7, padding: str = "zeros", schedule=None):
-    """Build the machine `kind` ("IS", "LS", "ES", "ELS") on a training set."""
-    if kind == "IS":
-        return machines.IdealDenoiser(images, schedule=schedule)
-    if kind == "LS":
-        return machines.LocalDenoiser(images, patch_size=patch_size, schedule=schedule)
-    if kind == "ES":
-        return machines.EquivariantDenoiser(images, schedule=schedule)
-    if kind == "ELS":
-        return machines.ELSDenoiser(images, patch_size=patch_size, padding=padding, schedule=schedule)
-    raise ValueError(f"kind must be one of {MACHINES}, got {kind!r}")
+    """Build the machine `kind` ("IS", "LS", "ES", "ELS") on a training set (machines.build)."""
+    return machines.build(kind, images, patch_size=patch_size, padding=padding, schedule=schedule)
 
 
 def largest_patch(size: tuple[int, int]) -> int:

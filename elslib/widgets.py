@@ -1,0 +1,11 @@
+"""Deprecated: the interactive explorers moved to :mod:`elslib.course.widgets` (the course layer). This alias
+keeps old notebooks running, with a DeprecationWarning, and will be removed in a later edition."""
+
+import importlib
+import sys
+import warnings
+
+warnings.warn(
+    "elslib.widgets moved to elslib.course.widgets; import it from there", DeprecationWarning, stacklevel=2
+)
+sys.modules[__name__] = importlib.import_module("elslib.course.widgets")
