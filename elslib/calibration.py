@@ -35,9 +35,8 @@ def best_patch_sizes(similarity: torch.Tensor, sizes) -> torch.Tensor:
     """
     sizes = torch.as_tensor(list(sizes), dtype=torch.int64)
     if similarity.dim() != 3 or similarity.shape[2] != len(sizes):
-        raise ValueError(
-            f"similarity must have shape [seeds, steps, {len(sizes)}] (one entry per size), got {tuple(similarity.shape)}"
-        )
+        shape = tuple(similarity.shape)
+        raise ValueError(f"similarity must have shape [seeds, steps, {len(sizes)}] (one per size), got {shape}")
     return sizes[torch.nan_to_num(similarity, nan=-float("inf")).argmax(dim=2)]
 
 

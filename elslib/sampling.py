@@ -32,7 +32,7 @@ from .denoisers import schedule_of
 class Trajectory:
     """What a sampler saw on its way down.
 
-    times:  [steps + 1] the times visited, from 1.0 to 0.0;
+    times:  [steps + 1] float64, the times visited (1.0 down to 0.0 unless a grid was given);
     x:      [steps + 1, B, C, H, W] the state x_t at each of those times (x[0] is the noise,
             x[-1] the final sample);
     x0_hat: [steps, B, C, H, W] the denoiser's prediction made at times[i].
@@ -74,13 +74,12 @@ def time_grid(steps: int | None = None, times=None) -> list[float]:
         if times.dim() != 1:
             raise ValueError(f"times must be a 1-d sequence of times, got a tensor of shape {tuple(times.shape)}")
         times = times.tolist()
-    try:
-        grid = [float(check_time(t, "times")) for t in times]
-    except TypeError as err:
-        raise ValueError(f"times must be a sequence of floats in [0, 1], got {type(times).__name__}") from err
+    if isinstance(times, (str, bytes)) or not hasattr(times, "__iter__"):
+        raise ValueError(f"times must be a sequence of floats in [0, 1], got {type(times).__name__}: {times!r}")
+    grid = [float(check_time(t, "times")) for t in times]
     if len(grid) < 2:
         raise ValueError(f"times must hold at least two times (one step), got {grid}")
-    if any(b >= a for a, b in zip(grid, grid[1:])):
+    if any(b >= a for a, b in zip(grid, grid[1:], strict=False)):
         raise ValueError(f"times must decrease strictly (from noise towards t = 0), got {grid}")
     if steps is not None and check_positive_int(steps, "steps") != len(grid) - 1:
         raise ValueError(f"steps={steps} but times has {len(grid)} entries ({len(grid) - 1} steps); give one of them")
@@ -129,7 +128,7 @@ def _sample(
                 xs.append(x)
                 x0s.append(x0_hat)
     if return_trajectory:
-        traj = Trajectory(torch.tensor(times), torch.stack(xs), torch.stack(x0s))
+        traj = Trajectory(torch.tensor(times, dtype=torch.float64), torch.stack(xs), torch.stack(x0s))
         return x, traj
     return x
 

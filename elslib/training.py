@@ -119,14 +119,9 @@ class WeightAverage:
         return {k: v / scale if v.is_floating_point() else v.clone() for k, v in self.total.items()}
 
     def restore(self, state: dict, device) -> None:
-        """Continue from a checkpoint's running sum (or, for older checkpoints without one,
-        from its stored average, taken as already corrected)."""
-        self.updates = int(state.get("ema_updates", len(state.get("losses", []))))
-        if "ema_sum" in state:
-            self.total = {k: v.to(device) for k, v in state["ema_sum"].items()}
-        else:
-            scale = 1.0 - self.decay**self.updates
-            self.total = {k: (v * scale if v.is_floating_point() else v).to(device) for k, v in state["ema"].items()}
+        """Continue from a working checkpoint's running sum and update count."""
+        self.updates = int(state["ema_updates"])
+        self.total = {k: v.to(device) for k, v in state["ema_sum"].items()}
 
 
 def save_checkpoint(
@@ -240,7 +235,7 @@ def train(
         net.load_state_dict(state["weights"])
         if "optimizer" in state:
             opt.load_state_dict(state["optimizer"])
-        if ema is not None and "ema" in state:
+        if ema is not None and "ema_sum" in state:
             ema.restore(state, dev)
         history = History(list(state["losses"]), float(state["seconds"]))
         if "generator" in state:  # so that a resumed run draws what an unbroken one would have

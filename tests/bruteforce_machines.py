@@ -1,4 +1,4 @@
-"""Brute-force score machines, written straight from the definitions (design.md, section 2).
+"""Brute-force score machines, written straight from the definitions (table: docs/architecture.md).
 
 Plain Python loops over output pixels and candidates, float64 numpy, no cleverness: no
 expansion of squares, no FFT, no deduplication, no chunking. Slow; for tiny problems only.

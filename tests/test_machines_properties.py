@@ -1,4 +1,4 @@
-"""Properties that follow from the machines' definitions (design.md, section 2).
+"""Properties that follow from the machines' definitions (table: docs/architecture.md).
 
 Symmetry (circular ELS commutes with shifts), locality (LS and ELS ignore pixels outside the
 window), the limiting cases (LS with a whole-image patch is IS; circular ELS with a whole-image

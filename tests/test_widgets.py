@@ -392,7 +392,8 @@ def test_a_notebook_run_without_a_frontend_keeps_a_png(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from elslib.course.widgets import NoiseExplorer\nNoiseExplorer(progress=False)")]
+    source = "from elslib.course.widgets import NoiseExplorer\nNoiseExplorer(progress=False)"
+    nb.cells = [nbformat.v4.new_code_cell(source)]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = nb.cells[0].outputs
     assert any(o.get("output_type") == "execute_result" and "image/png" in o.get("data", {}) for o in outputs)

@@ -1,4 +1,4 @@
-"""Score machines: the closed-form optimal denoisers of Kamb & Ganguli (design.md, section 2).
+"""Score machines: the closed-form optimal denoisers of Kamb & Ganguli (table: docs/architecture.md).
 
 Each machine is the best possible denoiser under one constraint, and each output pixel is a
 softmax-weighted average of candidate values from the training set:

@@ -30,7 +30,7 @@ S2_FLOOR = 1e-20
 
 
 class Machine:
-    """Base class of the closed-form denoisers (see design.md, section 2).
+    """Base class of the closed-form denoisers (the table in docs/architecture.md).
 
     Args:
         images: training set, float tensor [N, C, H, W] with values in [-1, 1].

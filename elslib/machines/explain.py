@@ -1,6 +1,6 @@
 """What a machine did at each pixel: which training patch won, by how much, among how many.
 
-Every machine's output pixel is a softmax-weighted average over candidates (design.md, sec. 2).
+Every machine's output pixel is a softmax-weighted average over candidates (docs/architecture.md).
 ``den.explain(x_t, t)`` opens that average up, one entry per output pixel:
 
 - ``image``, ``row``, ``col``: the winning candidate (largest weight) as a place in the training

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from ... import sampling, schedules
-from .framework import Case, CheckResult, Exercise
+from .framework import Case, CheckResult, Exercise, softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
@@ -275,20 +275,15 @@ def check_ddim_step(fn: Callable, quiet: bool = False) -> CheckResult:
 
 
 def _softmax_average(x_t, train, scale: float, temperature: float):
-    """sum_n softmax_n(-||x_t - scale x_n||^2 / temperature) x_n, in float64 (also builds wrong answers)."""
-    flat_train = train.reshape(len(train), -1).double()
-    d2 = torch.cdist(x_t.reshape(len(x_t), -1).double(), scale * flat_train) ** 2
-    w = torch.softmax(-d2 / temperature, dim=1)
-    return (w @ flat_train).to(x_t.dtype).reshape(x_t.shape)
+    """The ideal denoiser's average over whole images, x_t [B, C, H, W] -> [B, C, H, W] (also builds wrong answers)."""
+    flat = train.reshape(len(train), -1)
+    return softmax_average(x_t.reshape(len(x_t), -1), flat, flat, scale, temperature).to(x_t.dtype).view_as(x_t)
 
 
 def _ref_ideal_denoiser(x_t, t, train, schedule):
-    """The reference: elslib.machines.IdealDenoiser when it exists, else the formula in float64."""
-    try:
-        from ...machines import IdealDenoiser
-    except ImportError:
-        sched = schedules.get(schedule)
-        return _softmax_average(x_t, train, sched.alpha(t), 2 * sched.sigma(t) ** 2)
+    """The reference: elslib.machines.IdealDenoiser."""
+    from ...machines import IdealDenoiser
+
     return IdealDenoiser(train, schedule=schedule)(x_t, t)
 
 

@@ -33,15 +33,6 @@ def _measured_receptive_field(layers) -> int:
     return int(seen.max() - seen.min() + 1)
 
 
-def _formula_receptive_field(layers) -> int:
-    """r = 1 + sum_l (k_l - 1) * (product of the strides of the layers below l)."""
-    width, jump = 1, 1
-    for k, s in layers:
-        width += (k - 1) * jump
-        jump *= s
-    return width
-
-
 def _ref_receptive_field(layers):
     return _measured_receptive_field(layers)
 

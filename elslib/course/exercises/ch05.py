@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from ... import sampling, schedules
-from .framework import Case, CheckResult, Exercise
+from .framework import Case, CheckResult, Exercise, softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
@@ -96,11 +96,9 @@ def _window_softmax(x_t, train, pixel, p, scale, temperature):
     row, col = pixel
     r = p // 2
     rows, cols = slice(max(row - r, 0), row + r + 1), slice(max(col - r, 0), col + r + 1)
-    q = x_t[:, :, rows, cols].reshape(len(x_t), -1).double()
-    k = train[:, :, rows, cols].reshape(len(train), -1).double()
-    d2 = ((q[:, None, :] - scale * k[None, :, :]) ** 2).sum(-1)
-    w = torch.softmax(-d2 / temperature, dim=1)
-    return (w @ train[:, :, row, col].double()).to(x_t.dtype)
+    q = x_t[:, :, rows, cols].reshape(len(x_t), -1)
+    k = train[:, :, rows, cols].reshape(len(train), -1)
+    return softmax_average(q, k, train[:, :, row, col], scale, temperature).to(x_t.dtype)
 
 
 def check_local_denoiser_at(fn: Callable, quiet: bool = False) -> CheckResult:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ... import sampling, schedules
-from .framework import Case, CheckResult, Exercise
+from .framework import Case, CheckResult, Exercise, softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
@@ -73,10 +73,9 @@ def _all_shifts_of(train):
 
 
 def _softmax_average(x_t, candidates, scale, temperature):
-    flat = candidates.reshape(len(candidates), -1).double()
-    d2 = torch.cdist(x_t.reshape(len(x_t), -1).double(), scale * flat) ** 2
-    w = torch.softmax(-d2 / temperature, dim=1)
-    return (w @ flat).to(x_t.dtype).reshape(x_t.shape)
+    """The ideal denoiser's average over the candidate images (here: every shift of every image)."""
+    flat = candidates.reshape(len(candidates), -1)
+    return softmax_average(x_t.reshape(len(x_t), -1), flat, flat, scale, temperature).to(x_t.dtype).view_as(x_t)
 
 
 def _ref_equivariant_denoiser(x_t, t, train, schedule):

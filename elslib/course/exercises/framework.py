@@ -191,6 +191,19 @@ def _run(exercise: str, fn: Callable, cases: list[Case], quiet: bool = False) ->
     return _finish(CheckResult(exercise, True, msg, cases_passed=len(cases), cases_total=len(cases)), quiet)
 
 
+def softmax_average(queries, keys, values, scale, temperature) -> torch.Tensor:
+    """sum_n softmax_n(-|q - scale k_n|^2 / temperature) v_n, in float64, straight from the formula.
+
+    queries [B, D], keys [N, D], values [N, V] -> [B, V]. The ideal, local and equivariant machines
+    of chapters 03, 05 and 06 are this one average over different candidates; the checks build
+    their references and known mistakes (a wrong scale or temperature) from it.
+    """
+    q, k = queries.double(), keys.double()
+    d2 = ((q[:, None, :] - scale * k[None]) ** 2).sum(-1)  # direct differences: no cancellation
+    w = torch.softmax(-d2 / temperature, dim=1)
+    return w @ values.double()
+
+
 def _images(shape, seed: int) -> torch.Tensor:
     return sampling.noise_like(shape, seed=seed).clamp(-2, 2) * 0.5
 

@@ -137,7 +137,8 @@ class MachineComparer(Explorer):
         shape = tuple(images.shape[1:])
         with self.busy(f"sampling seed {self.seed.value}: {', '.join(missing)}", self.steps * len(missing)) as tick:
             for kind in missing:
-                self.status.value = f"sampling seed {self.seed.value} with {machines.title(kind) if kind in machines.KINDS else kind} ..."
+                who = machines.title(kind) if kind in machines.KINDS else kind
+                self.status.value = f"sampling seed {self.seed.value} with {who} ..."
                 sample, _ = helpers.trajectory(self._denoiser(kind), shape, self.seed.value, self.steps, self.schedule,
                                                tick)  # fmt: skip
                 self._samples[(self._key(kind), self.seed.value)] = sample
