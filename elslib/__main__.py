@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     )
     rep.add_argument("--out", default="reproduce-results", help="folder for RESULTS.md, results.json, figures")
     rep.add_argument(
-        "--record", action="store_true",
+        "--record",
+        action="store_true",
         help="also keep the summaries in records/reproduction (and a new calibration in the shipped metadata)",
     )
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")

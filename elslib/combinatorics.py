@@ -286,9 +286,10 @@ def knuth_estimate(allowed, patch_size: int, height: int, width: int, runs: int 
     for a in range(h):
         for b in range(w):
             ii, jj = np.meshgrid(
-                np.arange(max(a - r, 0), min(a + r, h - 1) + 1), np.arange(max(b - r, 0), min(b + r, w - 1) + 1),
+                np.arange(max(a - r, 0), min(a + r, h - 1) + 1),
+                np.arange(max(b - r, 0), min(b + r, w - 1) + 1),
                 indexing="ij",
-            )  # fmt: skip
+            )
             ii, jj = ii.ravel(), jj.ravel()  # windows (by centre) that contain pixel (a, b)
             bit = (a - ii + r) * p + (b - jj + r)  # where (a, b) sits in each of them
             length = bit + 1  # pixels of each window known after this one (reading order)

@@ -104,9 +104,13 @@ class ResNet(nn.Module):
     def __init__(self, in_channels=1, channels=64, blocks=6, padding="zeros", num_classes=None, target="eps"):
         super().__init__()
         self.config = dict(
-            in_channels=in_channels, channels=channels, blocks=blocks, padding=padding, num_classes=num_classes,
+            in_channels=in_channels,
+            channels=channels,
+            blocks=blocks,
+            padding=padding,
+            num_classes=num_classes,
             target=target,
-        )  # fmt: skip
+        )
         check_choice(padding, "padding", PADDINGS)
         self.target = check_choice(target, "target", TARGETS)
         check_positive_int(blocks, "blocks")
@@ -156,9 +160,13 @@ class UNet(nn.Module):
     def __init__(self, in_channels=1, channels=32, padding="zeros", attention=False, num_classes=None, target="eps"):
         super().__init__()
         self.config = dict(
-            in_channels=in_channels, channels=channels, padding=padding, attention=attention, num_classes=num_classes,
+            in_channels=in_channels,
+            channels=channels,
+            padding=padding,
+            attention=attention,
+            num_classes=num_classes,
             target=target,
-        )  # fmt: skip
+        )
         check_choice(padding, "padding", PADDINGS)
         self.target = check_choice(target, "target", TARGETS)
         conv = lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding)

@@ -27,17 +27,21 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # (see elslib.networks).
 RECIPES = {
     "resnet-zeros": dict(
-        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="zeros", target="v"),
-        steps=3000, lr=2e-3,
+        kind="resnet",
+        config=dict(in_channels=1, channels=32, blocks=6, padding="zeros", target="v"),
+        steps=3000,
+        lr=2e-3,
     ),
     "resnet-circular": dict(
-        kind="resnet", config=dict(in_channels=1, channels=32, blocks=6, padding="circular", target="v"),
-        steps=3000, lr=2e-3,
+        kind="resnet",
+        config=dict(in_channels=1, channels=32, blocks=6, padding="circular", target="v"),
+        steps=3000,
+        lr=2e-3,
     ),
     "unet-zeros": dict(
         kind="unet", config=dict(in_channels=1, channels=32, padding="zeros", target="v"), steps=1500, lr=2e-3
     ),
-}  # fmt: skip
+}
 DATASET, BATCH_SIZE, SEED = "mnist", 128, 0
 
 
@@ -90,7 +94,11 @@ TRAIN_DIR = "trained-networks"  # where `python -m elslib train` writes, under t
 
 
 def train(
-    name: str, steps: int | None = None, out_dir=None, resume: bool = True, progress: bool = True,
+    name: str,
+    steps: int | None = None,
+    out_dir=None,
+    resume: bool = True,
+    progress: bool = True,
     record: bool = False,
 ) -> Path:
     """Train the network `name` by its recipe and write ``NAME.pt`` and ``NAME.json`` to `out_dir`
@@ -113,9 +121,18 @@ def train(
     command += " --record" if record else ""
     meta = dict(name=name, command=command, dataset=DATASET, seed=SEED, batch_size=BATCH_SIZE, lr=recipe["lr"])
     history = training.train(
-        net, images, steps=steps, batch_size=BATCH_SIZE, lr=recipe["lr"], seed=SEED, device="cpu",
-        checkpoint=work, resume=resume, progress=progress, meta=meta,
-    )  # fmt: skip
+        net,
+        images,
+        steps=steps,
+        batch_size=BATCH_SIZE,
+        lr=recipe["lr"],
+        seed=SEED,
+        device="cpu",
+        checkpoint=work,
+        resume=resume,
+        progress=progress,
+        meta=meta,
+    )
     meta.update(
         kind=recipe["kind"],
         config=recipe["config"],

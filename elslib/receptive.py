@@ -45,8 +45,9 @@ def conv_receptive_field(kernel_sizes: Sequence[int], dilations=None, strides=No
     ds = [1] * len(ks) if dilations is None else [check_positive_int(d, "dilation") for d in dilations]
     ss = [1] * len(ks) if strides is None else [check_positive_int(s, "stride") for s in strides]
     if not len(ks) == len(ds) == len(ss):
-        raise ValueError(f"kernel_sizes, dilations and strides must have the same length, got {len(ks)}, "
-                         f"{len(ds)}, {len(ss)}")  # fmt: skip
+        raise ValueError(
+            f"kernel_sizes, dilations and strides must have the same length, got {len(ks)}, {len(ds)}, {len(ss)}"
+        )
     field, jump = 1, 1
     for k, d, s in zip(ks, ds, ss, strict=True):
         field += (k - 1) * d * jump
@@ -78,8 +79,10 @@ def x0_hat(model, x_t: torch.Tensor, t, schedule=None) -> torch.Tensor:
     if net is None:
         return model(x_t, t)
     if not hasattr(net, "target"):
-        raise ValueError(f"{type(net).__name__} has no `target` ('eps' or 'v'): wrap it with networks.as_denoiser "
-                         "or call gradient_map with a function D(x_t, t) -> x0_hat")  # fmt: skip
+        raise ValueError(
+            f"{type(net).__name__} has no `target` ('eps' or 'v'): wrap it with networks.as_denoiser "
+            "or call gradient_map with a function D(x_t, t) -> x0_hat"
+        )
     sched = _schedules.get(schedule) if sched is None else schedule_of(model, schedule)
     a, s = sched.coefficients(t, like=x_t)
     out = net(x_t, t)
@@ -150,8 +153,10 @@ def measured_receptive_field(net, size: int = 64, seeds=(0, 1, 2)) -> int:
         with torch.enable_grad():
             out = fn(x)
             if out.shape[-2:] != x.shape[-2:]:
-                raise ValueError(f"net must keep the image size (got {tuple(out.shape[-2:])} from {size}x{size}); "
-                                 "use conv_receptive_field for strided stacks")  # fmt: skip
+                raise ValueError(
+                    f"net must keep the image size (got {tuple(out.shape[-2:])} from {size}x{size}); "
+                    "use conv_receptive_field for strided stacks"
+                )
             (grad,) = torch.autograd.grad(out[:, :, centre, centre].sum(), x)
         reach |= (grad.detach().abs().sum((0, 1)) > 0).cpu()
     rows, cols = torch.nonzero(reach, as_tuple=True)

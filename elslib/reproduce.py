@@ -105,12 +105,22 @@ def scale_schedule(
     budget = table_budget(0.2, None)  # on the device the machines use
     make = lambda p: machines.build("ELS", images, patch_size=p, padding=padding, table_budget=budget)
     sched = calibration.calibrate(
-        networks.as_denoiser(module), make, tuple(images.shape[1:]), seeds=range(1000, 1000 + seeds),
-        patch_sizes=sizes, search="local", progress=progress,
-    )  # fmt: skip
+        networks.as_denoiser(module),
+        make,
+        tuple(images.shape[1:]),
+        seeds=range(1000, 1000 + seeds),
+        patch_sizes=sizes,
+        search="local",
+        progress=progress,
+    )
     scales = {
-        **sched.to_dict(), "seeds": seeds, "machine": f"ELS {padding}", "sizes_tried": sizes,
-        "search": "local", "best_per_seed": sched.best_per_seed(), "seconds": round(time.perf_counter() - start, 1),
+        **sched.to_dict(),
+        "seeds": seeds,
+        "machine": f"ELS {padding}",
+        "sizes_tried": sizes,
+        "search": "local",
+        "best_per_seed": sched.best_per_seed(),
+        "seconds": round(time.perf_counter() - start, 1),
     }
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -342,7 +352,11 @@ def run(
     start = time.perf_counter()
     for name in names:
         comparison = compare(
-            name, seeds, calibration_seeds=4 if quick else 8, progress=progress, cache_dir=out / "chunks",
+            name,
+            seeds,
+            calibration_seeds=4 if quick else 8,
+            progress=progress,
+            cache_dir=out / "chunks",
             record=record_runs,
         )
         rows.append({**comparison.summary(), "seconds": {k: round(v, 1) for k, v in comparison.seconds.items()}})

@@ -94,9 +94,7 @@ def _call(denoiser, x, t: float, label):
     return out
 
 
-def _sample(
-    denoiser, noise, *, times, schedule, label, eta, generator, return_trajectory, progress, callback, desc
-):
+def _sample(denoiser, noise, *, times, schedule, label, eta, generator, return_trajectory, progress, callback, desc):
     """The update shared by DDIM (eta = 0) and DDPM (eta = 1) over the time grid `times`."""
     check_images(noise, "noise")
     if not 0.0 <= eta <= 1.0:
@@ -163,8 +161,17 @@ def ddim(
     Returns the sample [B, C, H, W] (and the trajectory when asked). Same noise, same image.
     """
     return _sample(
-        denoiser, noise, times=time_grid(steps, times), schedule=schedule, label=label, eta=0.0, generator=None,
-        return_trajectory=return_trajectory, progress=progress, callback=callback, desc="DDIM",
+        denoiser,
+        noise,
+        times=time_grid(steps, times),
+        schedule=schedule,
+        label=label,
+        eta=0.0,
+        generator=None,
+        return_trajectory=return_trajectory,
+        progress=progress,
+        callback=callback,
+        desc="DDIM",
     )
 
 
@@ -187,6 +194,15 @@ def ddpm(
     """
     gen = torch.Generator().manual_seed(int(seed))
     return _sample(
-        denoiser, noise, times=time_grid(steps, times), schedule=schedule, label=label, eta=1.0, generator=gen,
-        return_trajectory=return_trajectory, progress=progress, callback=callback, desc="DDPM",
+        denoiser,
+        noise,
+        times=time_grid(steps, times),
+        schedule=schedule,
+        label=label,
+        eta=1.0,
+        generator=gen,
+        return_trajectory=return_trajectory,
+        progress=progress,
+        callback=callback,
+        desc="DDPM",
     )

@@ -5,7 +5,5 @@ import importlib
 import sys
 import warnings
 
-warnings.warn(
-    "elslib.widgets moved to elslib.course.widgets; import it from there", DeprecationWarning, stacklevel=2
-)
+warnings.warn("elslib.widgets moved to elslib.course.widgets; import it from there", DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = importlib.import_module("elslib.course.widgets")

@@ -134,9 +134,17 @@ def server(tmp_path_factory):
     }
     port, token = free_port(), secrets.token_hex(16)
     cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={work}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
@@ -215,8 +223,7 @@ def test_slider_changes_the_rendered_figure(browser, server, front_end, tmp_path
             page.screenshot(path=str((SHOTS or Path(tmp_path)) / f"{front_end}-timeout.png"))
             raise AssertionError(f"no explorer figure appeared in {front_end} (screenshot in {SHOTS or tmp_path})")
         img.wait_for(state="visible", timeout=30_000)
-        page.wait_for_function(f"(img) => ({IMAGE_SIGNATURE})(img) !== null", arg=img.element_handle(),
-                               timeout=30_000)  # fmt: skip
+        page.wait_for_function(f"(img) => ({IMAGE_SIGNATURE})(img) !== null", arg=img.element_handle(), timeout=30_000)
         before = signature(img)
         assert before[0] >= 500, f"the figure is {before[0]} px wide"
         slider = page.locator(".widget-hslider", has=page.locator("label", has_text="time t")).first

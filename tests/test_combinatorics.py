@@ -66,9 +66,11 @@ def test_distinct_patches_per_position_against_unique_at_every_pixel():
         r = p // 2
         padded = torch.nn.functional.pad(y, (r, r, r, r))
         expected = torch.tensor(
-            [[torch.unique(padded[:, :, i : i + p, j : j + p].reshape(40, -1), dim=0).shape[0] for j in range(7)]
-             for i in range(6)]
-        )  # fmt: skip
+            [
+                [torch.unique(padded[:, :, i : i + p, j : j + p].reshape(40, -1), dim=0).shape[0] for j in range(7)]
+                for i in range(6)
+            ]
+        )
         assert torch.equal(cb.distinct_patches_per_position(y, p), expected)
 
 

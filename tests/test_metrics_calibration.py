@@ -88,8 +88,9 @@ def test_local_search_finds_what_the_full_search_finds_with_fewer_calls():
     found = {}
     for search in ("full", "local"):
         PeakedMachine.calls = 0
-        sched = calibration.calibrate(network, make, (1, 8, 8), seeds=range(2), patch_sizes=sizes, steps=10,
-                                      search=search, progress=False)  # fmt: skip
+        sched = calibration.calibrate(
+            network, make, (1, 8, 8), seeds=range(2), patch_sizes=sizes, steps=10, search=search, progress=False
+        )
         found[search] = (sched.patch_sizes, PeakedMachine.calls)
         assert sched.patch_sizes == [true_scale(t) for t in sched.times]
     assert found["local"][0] == found["full"][0]

@@ -94,8 +94,19 @@ def test_a_damaged_record_file_is_named(tiny_shipped):
 
 
 def test_table_prints_medians_and_percentages():
-    row = dict(network="net", seeds=3, r_ELS=0.9, r_LS=0.8, r_IS=0.6, r2_ELS=0.81, r2_LS=0.64, r2_IS=0.36,
-               ELS_beats_IS=2 / 3, nn_network=0.3, nn_IS=0.0)  # fmt: skip
+    row = dict(
+        network="net",
+        seeds=3,
+        r_ELS=0.9,
+        r_LS=0.8,
+        r_IS=0.6,
+        r2_ELS=0.81,
+        r2_LS=0.64,
+        r2_IS=0.36,
+        ELS_beats_IS=2 / 3,
+        nn_network=0.3,
+        nn_IS=0.0,
+    )
     lines = reproduce.table([row]).splitlines()
     assert lines[0].startswith("| network | seeds | r ELS")
     assert lines[2] == "| net | 3 | 0.900 | 0.800 | 0.600 | 0.810 | 0.640 | 0.360 | 67% | 0.300 | 0.000 |"

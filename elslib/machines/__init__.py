@@ -61,5 +61,12 @@ def title(kind: str) -> str:
 
 
 __all__ = [
-    "IdealDenoiser", "LocalDenoiser", "EquivariantDenoiser", "ELSDenoiser", "Explanation", "KINDS", "build", "title",
+    "IdealDenoiser",
+    "LocalDenoiser",
+    "EquivariantDenoiser",
+    "ELSDenoiser",
+    "Explanation",
+    "KINDS",
+    "build",
+    "title",
 ]

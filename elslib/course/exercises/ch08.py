@@ -121,9 +121,14 @@ def check_laplacian(fn: Callable, quiet: bool = False) -> CheckResult:
 
 def _ref_gray_scott_step(u, v, feed, kill, du, dv, dt):
     u2, v2 = morphogenesis.step(
-        torch.as_tensor(u, dtype=torch.float64).numpy(), torch.as_tensor(v, dtype=torch.float64).numpy(),
-        feed, kill, du, dv, dt,
-    )  # fmt: skip
+        torch.as_tensor(u, dtype=torch.float64).numpy(),
+        torch.as_tensor(v, dtype=torch.float64).numpy(),
+        feed,
+        kill,
+        du,
+        dv,
+        dt,
+    )
     return torch.from_numpy(u2), torch.from_numpy(v2)
 
 

@@ -306,5 +306,14 @@ def note(ax, text: str):
     ax.set_yticks([])
     for side in ax.spines.values():
         side.set_color("#bbbbbb")
-    return ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=LABEL_SIZE, color="#555555", wrap=True,
-                   transform=ax.transAxes)  # fmt: skip
+    return ax.text(
+        0.5,
+        0.5,
+        text,
+        ha="center",
+        va="center",
+        fontsize=LABEL_SIZE,
+        color="#555555",
+        wrap=True,
+        transform=ax.transAxes,
+    )

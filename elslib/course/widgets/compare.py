@@ -44,9 +44,21 @@ class MachineComparer(Explorer):
     title = "Machine comparer: one seed, several denoisers"
     hint = "change P, padding or the seed; which machine looks like the network?"
 
-    def __init__(self, network="auto", network_dataset=helpers.NETWORK_DATASET, dataset="mnist", n_images=200,
-                 seed=0, patch_size=7, padding="zeros", machines=helpers.MACHINES, steps=20, schedule=None,
-                 image_counts=(50, 100, 200, 500, 1000), progress=True):  # fmt: skip
+    def __init__(
+        self,
+        network="auto",
+        network_dataset=helpers.NETWORK_DATASET,
+        dataset="mnist",
+        n_images=200,
+        seed=0,
+        patch_size=7,
+        padding="zeros",
+        machines=helpers.MACHINES,
+        steps=20,
+        schedule=None,
+        image_counts=(50, 100, 200, 500, 1000),
+        progress=True,
+    ):
         super().__init__(progress)
         unknown = set(machines) - set(helpers.MACHINES)
         if unknown or not machines:
@@ -58,18 +70,41 @@ class MachineComparer(Explorer):
         self._machines = helpers.LRU(6)  # machines hold key tables that take seconds to build
         self._samples = helpers.LRU(256)  # final samples, one [1, C, H, W] tensor per setting
 
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="noise seed",
-                                           layout=widgets.Layout(width="160px"), style=SLIDER_STYLE)  # fmt: skip
-        self.patch_size = widgets.IntSlider(value=patch_size, min=1, max=31, step=2, description="patch size P",
-                                            continuous_update=False, style=SLIDER_STYLE)  # fmt: skip
+        self.seed = widgets.BoundedIntText(
+            value=seed,
+            min=0,
+            max=10**6,
+            description="noise seed",
+            layout=widgets.Layout(width="160px"),
+            style=SLIDER_STYLE,
+        )
+        self.patch_size = widgets.IntSlider(
+            value=patch_size,
+            min=1,
+            max=31,
+            step=2,
+            description="patch size P",
+            continuous_update=False,
+            style=SLIDER_STYLE,
+        )
         self.padding = widgets.ToggleButtons(
             options=["zeros", "circular"], value=padding, style={"button_width": "70px"}
         )
-        self.dataset = widgets.Dropdown(options=helpers.DATASETS, value=dataset, description="dataset",
-                                        layout=widgets.Layout(width="170px"), style=SLIDER_STYLE)  # fmt: skip
+        self.dataset = widgets.Dropdown(
+            options=helpers.DATASETS,
+            value=dataset,
+            description="dataset",
+            layout=widgets.Layout(width="170px"),
+            style=SLIDER_STYLE,
+        )
         counts = sorted(set(image_counts) | {int(n_images)})
-        self.n_images = widgets.Dropdown(options=counts, value=int(n_images), description="training images",
-                                         layout=widgets.Layout(width="200px"), style=SLIDER_STYLE)  # fmt: skip
+        self.n_images = widgets.Dropdown(
+            options=counts,
+            value=int(n_images),
+            description="training images",
+            layout=widgets.Layout(width="200px"),
+            style=SLIDER_STYLE,
+        )
         self.controls = [
             (self.seed, self.dataset, self.n_images),
             (self.patch_size, labelled("ELS padding", self.padding)),
@@ -85,8 +120,9 @@ class MachineComparer(Explorer):
         split = 1.62 * panels / width
         gs = self.fig.add_gridspec(1, panels, left=0.01, right=split, top=0.78, bottom=0.17, wspace=0.12)
         self.axes = {k: self.fig.add_subplot(gs[0, i]) for i, k in enumerate([NETWORK, *self.kinds])}
-        self.ax_r = self.fig.add_subplot(self.fig.add_gridspec(1, 1, left=split + 0.35 / width, right=0.97,
-                                                               top=0.78, bottom=0.17)[0, 0])  # fmt: skip
+        self.ax_r = self.fig.add_subplot(
+            self.fig.add_gridspec(1, 1, left=split + 0.35 / width, right=0.97, top=0.78, bottom=0.17)[0, 0]
+        )
         self._compute()
         self._finish_init()
 
@@ -124,8 +160,9 @@ class MachineComparer(Explorer):
             return self.network
         images, _ = self._training_set()
         p, padding = self.patch_size.value, self.padding.value
-        return self._machines.get_or(self._key(kind), lambda: helpers.make_machine(kind, images, p, padding,
-                                                                                   self.schedule))  # fmt: skip
+        return self._machines.get_or(
+            self._key(kind), lambda: helpers.make_machine(kind, images, p, padding, self.schedule)
+        )
 
     def _compute(self):
         """Sample every denoiser whose result for the current setting is not cached yet."""
@@ -139,8 +176,9 @@ class MachineComparer(Explorer):
             for kind in missing:
                 who = machines.title(kind) if kind in machines.KINDS else kind
                 self.status.value = f"sampling seed {self.seed.value} with {who} ..."
-                sample, _ = helpers.trajectory(self._denoiser(kind), shape, self.seed.value, self.steps, self.schedule,
-                                               tick)  # fmt: skip
+                sample, _ = helpers.trajectory(
+                    self._denoiser(kind), shape, self.seed.value, self.steps, self.schedule, tick
+                )
                 self._samples[(self._key(kind), self.seed.value)] = sample
                 if self._live:  # fill the panels in as they come
                     self.refresh()
@@ -174,8 +212,11 @@ class MachineComparer(Explorer):
         self.shown = {**shown, "r": r, "seed": self.seed.value}
         self._draw_bars(r)
         n = len(self._training_set()[0])
-        self.fig.suptitle(f"Final DDIM samples from noise seed {self.seed.value} ({self.steps} steps; machines use "
-                          f"{n} {self.dataset.value} images)", fontsize=TITLE_SIZE + 0.5)  # fmt: skip
+        self.fig.suptitle(
+            f"Final DDIM samples from noise seed {self.seed.value} ({self.steps} steps; machines use "
+            f"{n} {self.dataset.value} images)",
+            fontsize=TITLE_SIZE + 0.5,
+        )
 
     def _draw_bars(self, r: dict):
         ax = self.ax_r

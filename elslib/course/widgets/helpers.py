@@ -116,9 +116,15 @@ def trajectory(denoiser, shape, seed: int, steps: int, schedule=None, tick=None,
     """DDIM from the noise of `seed`: (final sample [1, C, H, W], Trajectory), ticking once per step."""
     callback = None if tick is None else (lambda *_: tick())
     return sampling.ddim(
-        denoiser, noise(shape, seed), steps=steps, schedule=schedule, label=label, return_trajectory=True,
-        progress=False, callback=callback,
-    )  # fmt: skip
+        denoiser,
+        noise(shape, seed),
+        steps=steps,
+        schedule=schedule,
+        label=label,
+        return_trajectory=True,
+        progress=False,
+        callback=callback,
+    )
 
 
 step_times = sampling.step_times  # the sampler's own time grid: caches keyed on it stay in step

@@ -48,8 +48,20 @@ class LocalityProbe(Explorer):
     title = "Locality probe: what a CNN output pixel looks at"
     hint = "move the pixel and t; the gradient never leaves the receptive field"
 
-    def __init__(self, network="auto", dataset="mnist", index=0, t=0.5, row=None, col=None, patch_size=7, seed=0,
-                 schedule=None, n_images=100, progress=True):  # fmt: skip
+    def __init__(
+        self,
+        network="auto",
+        dataset="mnist",
+        index=0,
+        t=0.5,
+        row=None,
+        col=None,
+        patch_size=7,
+        seed=0,
+        schedule=None,
+        n_images=100,
+        progress=True,
+    ):
         super().__init__(progress)
         denoiser, name = helpers.resolve_network(network, schedule)
         if denoiser is None:
@@ -66,26 +78,43 @@ class LocalityProbe(Explorer):
         c, h, w = self.images.shape[1:]
         self.top = helpers.largest_patch((h, w))
 
-        self.row = widgets.IntSlider(value=h // 2 if row is None else row, min=0, max=h - 1, description="pixel row",
-                                     style=SLIDER_STYLE)  # fmt: skip
-        self.col = widgets.IntSlider(value=w // 2 if col is None else col, min=0, max=w - 1, description="column",
-                                     style=SLIDER_STYLE)  # fmt: skip
-        self.t = widgets.FloatSlider(value=t, min=0.02, max=1.0, step=0.02, description="time t",
-                                     readout_format=".2f", style=SLIDER_STYLE)  # fmt: skip
-        self.patch_size = widgets.IntSlider(value=helpers.odd(patch_size, self.top), min=1, max=self.top, step=2,
-                                            description="LS patch P", style=SLIDER_STYLE)  # fmt: skip
-        self.index = widgets.IntSlider(value=index, min=0, max=len(self.images) - 1, description="image",
-                                       style=SLIDER_STYLE)  # fmt: skip
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="noise seed",
-                                           layout=widgets.Layout(width="160px"), style=SLIDER_STYLE)  # fmt: skip
+        self.row = widgets.IntSlider(
+            value=h // 2 if row is None else row, min=0, max=h - 1, description="pixel row", style=SLIDER_STYLE
+        )
+        self.col = widgets.IntSlider(
+            value=w // 2 if col is None else col, min=0, max=w - 1, description="column", style=SLIDER_STYLE
+        )
+        self.t = widgets.FloatSlider(
+            value=t, min=0.02, max=1.0, step=0.02, description="time t", readout_format=".2f", style=SLIDER_STYLE
+        )
+        self.patch_size = widgets.IntSlider(
+            value=helpers.odd(patch_size, self.top),
+            min=1,
+            max=self.top,
+            step=2,
+            description="LS patch P",
+            style=SLIDER_STYLE,
+        )
+        self.index = widgets.IntSlider(
+            value=index, min=0, max=len(self.images) - 1, description="image", style=SLIDER_STYLE
+        )
+        self.seed = widgets.BoundedIntText(
+            value=seed,
+            min=0,
+            max=10**6,
+            description="noise seed",
+            layout=widgets.Layout(width="160px"),
+            style=SLIDER_STYLE,
+        )
         self.controls = [(self.row, self.col, self.patch_size), (self.t, self.index, self.seed)]
         for control in (self.row, self.col, self.t, self.patch_size, self.index, self.seed):
             self._on(control)
         self._grads = helpers.LRU(64)
 
         self.fig = self._figure(8.4, 3.3)
-        gs = self.fig.add_gridspec(1, 3, width_ratios=[1, 1.2, 1.15], left=0.02, right=0.98, top=0.8, bottom=0.16,
-                                   wspace=0.5)  # fmt: skip
+        gs = self.fig.add_gridspec(
+            1, 3, width_ratios=[1, 1.2, 1.15], left=0.02, right=0.98, top=0.8, bottom=0.16, wspace=0.5
+        )
         self.ax_x, self.ax_grad, self.ax_share = (self.fig.add_subplot(gs[0, i]) for i in range(3))
         self._finish_init()
 
@@ -112,8 +141,17 @@ class LocalityProbe(Explorer):
         share = receptive.share_by_window(grad, (r, c), sizes.tolist()).numpy()
         inside = float(share[sizes == p][0])
         grad = grad.numpy()
-        self.shown = {"x_t": as_array(x_t), "gradient": grad, "inside": inside, "share_by_p": share, "sizes": sizes,
-                      "receptive_field": self.receptive_field, "pixel": (r, c), "patch_size": p, "t": t}  # fmt: skip
+        self.shown = {
+            "x_t": as_array(x_t),
+            "gradient": grad,
+            "inside": inside,
+            "share_by_p": share,
+            "sizes": sizes,
+            "receptive_field": self.receptive_field,
+            "pixel": (r, c),
+            "patch_size": p,
+            "t": t,
+        }
         if not self._art:
             self._setup_axes(sizes)
         art = self._art
@@ -124,8 +162,11 @@ class LocalityProbe(Explorer):
         art["grad"].set_data(np.where(grad > 0, grad, np.nan))
         art["grad"].set_norm(LogNorm(vmin=low, vmax=top))
         rf = "whole image" if self.receptive_field is None else f"{self.receptive_field}x{self.receptive_field}"
-        self.ax_grad.set_title(f"gradient |$\\partial\\hat{{x}}_0$[u] / $\\partial$x$_t$| of {self.network_name}\n"
-                               f"receptive field {rf}; grey: exactly 0", fontsize=TITLE_SIZE)  # fmt: skip
+        self.ax_grad.set_title(
+            f"gradient |$\\partial\\hat{{x}}_0$[u] / $\\partial$x$_t$| of {self.network_name}\n"
+            f"receptive field {rf}; grey: exactly 0",
+            fontsize=TITLE_SIZE,
+        )
         for ax in (self.ax_x, self.ax_grad):
             key = id(ax)
             art[("pix", key)].set_xy((c - 0.5, r - 0.5))
@@ -153,20 +194,30 @@ class LocalityProbe(Explorer):
         for ax in (self.ax_x, self.ax_grad):
             key = id(ax)
             art[("pix", key)] = ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec=MARK, lw=1.5, zorder=4))
-            art[("win", key)] = ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec=WINDOW, lw=1.6, zorder=3,
-                                                       label="LS window P x P"))  # fmt: skip
+            art[("win", key)] = ax.add_patch(
+                Rectangle((0, 0), 1, 1, fill=False, ec=WINDOW, lw=1.6, zorder=3, label="LS window P x P")
+            )
             if self.receptive_field is not None:
-                art[("rf", key)] = ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec=FIELD, lw=1.4, ls="--",
-                                                          zorder=3, label="receptive field"))  # fmt: skip
+                art[("rf", key)] = ax.add_patch(
+                    Rectangle((0, 0), 1, 1, fill=False, ec=FIELD, lw=1.4, ls="--", zorder=3, label="receptive field")
+                )
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
-        self.ax_x.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=LABEL_SIZE - 1.5,
-                         frameon=False, handlelength=1.2, columnspacing=0.8)  # fmt: skip
+        self.ax_x.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.02),
+            ncol=2,
+            fontsize=LABEL_SIZE - 1.5,
+            frameon=False,
+            handlelength=1.2,
+            columnspacing=0.8,
+        )
         ax = self.ax_share
         art["share"] = ax.plot(sizes, np.zeros(len(sizes)), "-o", color=WINDOW, ms=3, lw=1.6)[0]
         art["now"] = ax.plot([1], [0], "o", color=MARK, ms=8, zorder=3)[0]
-        art["now_text"] = ax.annotate("", (1, 0), textcoords="offset points", xytext=(6, -14), fontsize=LABEL_SIZE,
-                                      color=MARK)  # fmt: skip
+        art["now_text"] = ax.annotate(
+            "", (1, 0), textcoords="offset points", xytext=(6, -14), fontsize=LABEL_SIZE, color=MARK
+        )
         if self.receptive_field is not None:
             ax.axvline(self.receptive_field, color=FIELD, ls="--", lw=1.2)
         ax.set_xlim(0, self.top + 1)

@@ -53,8 +53,22 @@ class MosaicInspector(Explorer):
     title = "Mosaic inspector: where each pixel of an ELS sample comes from"
     hint = "choose a pixel with row and column; earlier steps show the weight spread wide"
 
-    def __init__(self, dataset="mnist", n_images=200, patch_size=7, padding="zeros", seed=0, steps=20, step=None,
-                 row=None, col=None, schedule=None, images=None, labels=None, progress=True):  # fmt: skip
+    def __init__(
+        self,
+        dataset="mnist",
+        n_images=200,
+        patch_size=7,
+        padding="zeros",
+        seed=0,
+        steps=20,
+        step=None,
+        row=None,
+        col=None,
+        schedule=None,
+        images=None,
+        labels=None,
+        progress=True,
+    ):
         super().__init__(progress)
         if images is None:
             images, labels = helpers.training_set(dataset, n_images)
@@ -70,14 +84,28 @@ class MosaicInspector(Explorer):
         self._explained = helpers.LRU(64)
         c, h, w = images.shape[1:]
 
-        self.row = widgets.IntSlider(value=h // 2 if row is None else row, min=0, max=h - 1, description="pixel row",
-                                     style=SLIDER_STYLE)  # fmt: skip
-        self.col = widgets.IntSlider(value=w // 2 if col is None else col, min=0, max=w - 1, description="column",
-                                     style=SLIDER_STYLE)  # fmt: skip
-        self.step = widgets.IntSlider(value=self.steps - 1 if step is None else step, min=0, max=self.steps - 1,
-                                      description="DDIM step", continuous_update=False, style=SLIDER_STYLE)  # fmt: skip
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="noise seed",
-                                           layout=widgets.Layout(width="160px"), style=SLIDER_STYLE)  # fmt: skip
+        self.row = widgets.IntSlider(
+            value=h // 2 if row is None else row, min=0, max=h - 1, description="pixel row", style=SLIDER_STYLE
+        )
+        self.col = widgets.IntSlider(
+            value=w // 2 if col is None else col, min=0, max=w - 1, description="column", style=SLIDER_STYLE
+        )
+        self.step = widgets.IntSlider(
+            value=self.steps - 1 if step is None else step,
+            min=0,
+            max=self.steps - 1,
+            description="DDIM step",
+            continuous_update=False,
+            style=SLIDER_STYLE,
+        )
+        self.seed = widgets.BoundedIntText(
+            value=seed,
+            min=0,
+            max=10**6,
+            description="noise seed",
+            layout=widgets.Layout(width="160px"),
+            style=SLIDER_STYLE,
+        )
         self.controls = [(self.row, self.col), (self.step, self.seed)]
         self._on(self.row)
         self._on(self.col)
@@ -106,8 +134,9 @@ class MosaicInspector(Explorer):
         seed, i = self.seed.value, self.step.value
         if seed not in self._trajectories:
             with self.busy(f"sampling seed {seed} with the ELS machine", self.steps) as tick:
-                self._trajectories[seed] = helpers.trajectory(self.machine, tuple(self.images.shape[1:]), seed,
-                                                              self.steps, self.schedule, tick)[1]  # fmt: skip
+                self._trajectories[seed] = helpers.trajectory(
+                    self.machine, tuple(self.images.shape[1:]), seed, self.steps, self.schedule, tick
+                )[1]
         if (seed, i) not in self._explained:
             traj = self._trajectories[seed]
             with self.busy(f"explaining step {i} (which patch won at each pixel)", 1) as tick:
@@ -132,11 +161,25 @@ class MosaicInspector(Explorer):
         mosaic = mosaic_image(source, mask=~blank)
         last = i == self.steps - 1
         self.shown = {
-            "sample": as_array(sample), "mosaic": mosaic, "source": source, "source_row": s_row, "source_col": s_col,
-            "weight": weight, "n_eff": n_eff, "blank": blank, "pixel": (r, c), "image_index": k, "centre": (kr, kc),
-            "patch": as_array(patch), "train_image": as_array(self.images[k]), "pixel_weight": float(weight[r, c]),
-            "pixel_n_eff": float(n_eff[r, c]), "patch_size": p, "step": i, "t": t,
-        }  # fmt: skip
+            "sample": as_array(sample),
+            "mosaic": mosaic,
+            "source": source,
+            "source_row": s_row,
+            "source_col": s_col,
+            "weight": weight,
+            "n_eff": n_eff,
+            "blank": blank,
+            "pixel": (r, c),
+            "image_index": k,
+            "centre": (kr, kc),
+            "patch": as_array(patch),
+            "train_image": as_array(self.images[k]),
+            "pixel_weight": float(weight[r, c]),
+            "pixel_n_eff": float(n_eff[r, c]),
+            "patch_size": p,
+            "step": i,
+            "t": t,
+        }
         if not self._art:
             self._setup_axes()
         art = self._art
@@ -144,11 +187,19 @@ class MosaicInspector(Explorer):
         what = "the final ELS sample" if last else f"ELS prediction $\\hat{{x}}_0$ at t = {t:.2f}"
         self._show(self.ax_sample, "sample", sample, f"{what}\n(seed {seed}, step {i + 1}/{self.steps})")
         used = len(np.unique(source[~blank]))
-        self._show(self.ax_mosaic, "mosaic", mosaic, f"mosaic: colour = source image\n({used} training images used)",
-                   vmin=0, vmax=1)  # fmt: skip
+        self._show(
+            self.ax_mosaic,
+            "mosaic",
+            mosaic,
+            f"mosaic: colour = source image\n({used} training images used)",
+            vmin=0,
+            vmax=1,
+        )
         art["weight"].set_data(weight)
-        self.ax_weight.set_title(f"weight spread: winner's weight\n(here {weight[r, c]:.2f}, "
-                                 f"n$_{{eff}}$ = {n_eff[r, c]:.1f})", fontsize=TITLE_SIZE)  # fmt: skip
+        self.ax_weight.set_title(
+            f"weight spread: winner's weight\n(here {weight[r, c]:.2f}, n$_{{eff}}$ = {n_eff[r, c]:.1f})",
+            fontsize=TITLE_SIZE,
+        )
         for name in ("pix_s", "pix_m", "pix_w"):
             art[name].set_xy((c - 0.5, r - 0.5))
         art["win_s"].set_bounds(c - p / 2, r - p / 2, p, p)
@@ -185,21 +236,33 @@ class MosaicInspector(Explorer):
 
         art = self._art
         h, w = self.images.shape[-2:]
-        art["weight"] = self.ax_weight.imshow(np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
-                                              interpolation="nearest")  # fmt: skip
+        art["weight"] = self.ax_weight.imshow(np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         self.ax_weight.set_xticks([])
         self.ax_weight.set_yticks([])
         cax = self.ax_weight.inset_axes([1.04, 0.0, 0.05, 1.0])
         bar = self.fig.colorbar(art["weight"], cax=cax)
         bar.ax.tick_params(labelsize=LABEL_SIZE - 1)
-        for name, ax in (("pix_s", self.ax_sample), ("pix_m", self.ax_mosaic), ("pix_w", self.ax_weight),
-                         ("pix_t", self.ax_train), ("centre", self.ax_patch)):  # fmt: skip
+        for name, ax in (
+            ("pix_s", self.ax_sample),
+            ("pix_m", self.ax_mosaic),
+            ("pix_w", self.ax_weight),
+            ("pix_t", self.ax_train),
+            ("centre", self.ax_patch),
+        ):
             art[name] = ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec=MARK, lw=1.6, zorder=4))
         art["win_s"] = self.ax_sample.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec=WINDOW, lw=1.4, zorder=3))
         art["win_t"] = self.ax_train.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec=WINDOW, lw=1.4, zorder=3))
         self.ax_text.axis("off")
-        art["text"] = self.ax_text.text(0.0, 0.98, "", va="top", ha="left", fontsize=LABEL_SIZE,
-                                        transform=self.ax_text.transAxes, family="DejaVu Sans")  # fmt: skip
+        art["text"] = self.ax_text.text(
+            0.0,
+            0.98,
+            "",
+            va="top",
+            ha="left",
+            fontsize=LABEL_SIZE,
+            transform=self.ax_text.transAxes,
+            family="DejaVu Sans",
+        )
         self.ax_text.set_title("the chosen pixel", fontsize=TITLE_SIZE)
 
 

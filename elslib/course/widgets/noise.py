@@ -50,15 +50,28 @@ class NoiseExplorer(Explorer):
     def __init__(self, dataset="mnist", index=0, t=0.3, schedule="cosine", seed=0, n_images=100, progress=True):
         super().__init__(progress)
         self.n_images = int(n_images)
-        self.dataset = widgets.Dropdown(options=helpers.DATASETS, value=dataset, description="dataset",
-                                        layout=widgets.Layout(width="170px"), style=SLIDER_STYLE)  # fmt: skip
-        self.index = widgets.IntSlider(value=index, min=0, max=self.n_images - 1, description="image",
-                                       style=SLIDER_STYLE)  # fmt: skip
-        self.t = widgets.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="time t",
-                                     readout_format=".2f", style=SLIDER_STYLE)  # fmt: skip
+        self.dataset = widgets.Dropdown(
+            options=helpers.DATASETS,
+            value=dataset,
+            description="dataset",
+            layout=widgets.Layout(width="170px"),
+            style=SLIDER_STYLE,
+        )
+        self.index = widgets.IntSlider(
+            value=index, min=0, max=self.n_images - 1, description="image", style=SLIDER_STYLE
+        )
+        self.t = widgets.FloatSlider(
+            value=t, min=0.0, max=1.0, step=0.01, description="time t", readout_format=".2f", style=SLIDER_STYLE
+        )
         self.schedule = widgets.ToggleButtons(options=SCHEDULES, value=schedule, style={"button_width": "70px"})
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="noise seed",
-                                           layout=widgets.Layout(width="160px"), style=SLIDER_STYLE)  # fmt: skip
+        self.seed = widgets.BoundedIntText(
+            value=seed,
+            min=0,
+            max=10**6,
+            description="noise seed",
+            layout=widgets.Layout(width="160px"),
+            style=SLIDER_STYLE,
+        )
         self.controls = [(self.dataset, self.index, self.seed), (self.t, labelled("schedule", self.schedule))]
         for c in (self.index, self.t, self.schedule, self.seed):
             self._on(c)
@@ -66,8 +79,9 @@ class NoiseExplorer(Explorer):
         self._dataset_changed()
 
         self.fig = self._figure(8.4, 5.6)
-        gs = self.fig.add_gridspec(2, 6, height_ratios=[1.0, 0.95], left=0.08, right=0.98, top=0.92, bottom=0.1,
-                                   wspace=1.2, hspace=0.42)  # fmt: skip
+        gs = self.fig.add_gridspec(
+            2, 6, height_ratios=[1.0, 0.95], left=0.08, right=0.98, top=0.92, bottom=0.1, wspace=1.2, hspace=0.42
+        )
         self.ax_x0, self.ax_eps, self.ax_xt = (self.fig.add_subplot(gs[0, 2 * i : 2 * i + 2]) for i in range(3))
         self.ax_snr = self.fig.add_subplot(gs[1, 0:3])
         self.ax_spec = self.fig.add_subplot(gs[1, 3:6])
@@ -88,9 +102,17 @@ class NoiseExplorer(Explorer):
         a, s, snr = sched.alpha(t), sched.sigma(t), sched.snr(t)
         freqs, power = radial_power(as_array(x0))
         self.shown = {
-            "x0": as_array(x0), "noise": as_array(eps), "x_t": as_array(x_t), "t": t, "alpha": a, "sigma": s,
-            "snr": snr, "freqs": freqs, "signal_power": a * a * power, "noise_power": s * s,
-        }  # fmt: skip
+            "x0": as_array(x0),
+            "noise": as_array(eps),
+            "x_t": as_array(x_t),
+            "t": t,
+            "alpha": a,
+            "sigma": s,
+            "snr": snr,
+            "freqs": freqs,
+            "signal_power": a * a * power,
+            "noise_power": s * s,
+        }
         if not self._art:
             self._setup_axes()
         art = self._art
@@ -102,8 +124,12 @@ class NoiseExplorer(Explorer):
         # SNR panel: the chosen schedule solid, the other dashed; the current t marked.
         for name_, line in art["snr"].items():
             mine = name_ == self.schedule.value
-            line.set(color=WINDOW if mine else "#999999", lw=2 if mine else 1.2, ls="-" if mine else "--",
-                     zorder=2 if mine else 1)  # fmt: skip
+            line.set(
+                color=WINDOW if mine else "#999999",
+                lw=2 if mine else 1.2,
+                ls="-" if mine else "--",
+                zorder=2 if mine else 1,
+            )
         shown_snr = min(max(snr, 1e-5), 1e5)
         art["dot"].set_data([t], [shown_snr])
         left = t > 0.6
@@ -124,8 +150,9 @@ class NoiseExplorer(Explorer):
         lost = signal < s * s
         if art.get("fill") is not None:
             art["fill"].remove()
-        art["fill"] = self.ax_spec.fill_between(freqs, bottom, signal, where=lost, color=MARK, alpha=0.15,
-                                                label="drowned by noise")  # fmt: skip
+        art["fill"] = self.ax_spec.fill_between(
+            freqs, bottom, signal, where=lost, color=MARK, alpha=0.15, label="drowned by noise"
+        )
         self.ax_spec.set_xlim(freqs[0], freqs[-1])
         self.ax_spec.set_ylim(bottom, max(10.0, float(power.max()) * 3))
         art["kept"].set_text(f"{float((~lost).mean()):.0%} of frequencies above the noise")
@@ -141,8 +168,9 @@ class NoiseExplorer(Explorer):
             art["snr"][name] = ax.plot(grid, [sched.snr(float(u)) for u in grid], label=name)[0]
         ax.axhline(1.0, color="#bbbbbb", lw=0.8, zorder=0)
         art["dot"] = ax.plot([0.5], [1.0], "o", color=MARK, ms=7, zorder=3)[0]
-        art["snr_text"] = ax.annotate("", (0.5, 1.0), textcoords="offset points", xytext=(8, 6),
-                                      fontsize=LABEL_SIZE, color=MARK)  # fmt: skip
+        art["snr_text"] = ax.annotate(
+            "", (0.5, 1.0), textcoords="offset points", xytext=(8, 6), fontsize=LABEL_SIZE, color=MARK
+        )
         ax.set_yscale("log")
         ax.set_ylim(1e-5, 1e5)
         ax.set_xlim(0, 1)

@@ -41,8 +41,18 @@ class ReverseProcessPlayer(Explorer):
     title = "Reverse-process player: a DDIM run, step by step"
     hint = "press play or step; watch the prediction settle long before the noise is gone"
 
-    def __init__(self, denoiser=None, name=None, shape=None, seed=0, steps=20, schedule=None, label=None, step=None,
-                 progress=True):  # fmt: skip
+    def __init__(
+        self,
+        denoiser=None,
+        name=None,
+        shape=None,
+        seed=0,
+        steps=20,
+        schedule=None,
+        label=None,
+        step=None,
+        progress=True,
+    ):
         super().__init__(progress)
         if denoiser is None:
             denoiser, name = helpers.resolve_network("auto", schedule)
@@ -57,25 +67,43 @@ class ReverseProcessPlayer(Explorer):
         self.steps, self.schedule, self.label = int(steps), schedules.get(schedule), label
         self._cache = helpers.LRU(32)
 
-        self.step = widgets.IntSlider(value=self.steps if step is None else step, min=0, max=self.steps,
-                                      description="step", style=SLIDER_STYLE)  # fmt: skip
+        self.step = widgets.IntSlider(
+            value=self.steps if step is None else step, min=0, max=self.steps, description="step", style=SLIDER_STYLE
+        )
         self.play = widgets.Play(value=self.step.value, min=0, max=self.steps, interval=600, description="play")
         widgets.jslink((self.play, "value"), (self.step, "value"))
         self.back = widgets.Button(description="◀ step", layout=widgets.Layout(width="80px"), tooltip="one step back")
-        self.forward = widgets.Button(description="step ▶", layout=widgets.Layout(width="80px"),
-                                      tooltip="one step forward")  # fmt: skip
+        self.forward = widgets.Button(
+            description="step ▶", layout=widgets.Layout(width="80px"), tooltip="one step forward"
+        )
         self.back.on_click(lambda _: self._move(-1))
         self.forward.on_click(lambda _: self._move(+1))
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="noise seed",
-                                           layout=widgets.Layout(width="160px"), style=SLIDER_STYLE)  # fmt: skip
+        self.seed = widgets.BoundedIntText(
+            value=seed,
+            min=0,
+            max=10**6,
+            description="noise seed",
+            layout=widgets.Layout(width="160px"),
+            style=SLIDER_STYLE,
+        )
         self.controls = [(self.play, self.back, self.step, self.forward, self.seed)]
         self._on(self.step)
         self._on(self.seed, self._compute)
         self._compute()
 
         self.fig = self._figure(8.4, 4.6)
-        gs = self.fig.add_gridspec(2, 3, height_ratios=[1.0, 0.28], width_ratios=[1, 1, 1.25], left=0.04,
-                                   right=0.97, top=0.9, bottom=0.04, wspace=0.3, hspace=0.35)  # fmt: skip
+        gs = self.fig.add_gridspec(
+            2,
+            3,
+            height_ratios=[1.0, 0.28],
+            width_ratios=[1, 1, 1.25],
+            left=0.04,
+            right=0.97,
+            top=0.9,
+            bottom=0.04,
+            wspace=0.3,
+            hspace=0.35,
+        )
         self.ax_x, self.ax_x0, self.ax_sigma = (self.fig.add_subplot(gs[0, i]) for i in range(3))
         self.ax_strip = self.fig.add_subplot(gs[1, :])
         self._finish_init()
@@ -92,8 +120,9 @@ class ReverseProcessPlayer(Explorer):
         seed = self.seed.value
         if seed not in self._cache:
             with self.busy(f"sampling seed {seed} with {self.name}", self.steps) as tick:
-                self._cache[seed] = helpers.trajectory(self.denoiser, self.shape, seed, self.steps, self.schedule,
-                                                       tick, self.label)  # fmt: skip
+                self._cache[seed] = helpers.trajectory(
+                    self.denoiser, self.shape, seed, self.steps, self.schedule, tick, self.label
+                )
             self._art.pop("strip", None)
         self._cache.move_to_end(seed)
 
@@ -106,8 +135,14 @@ class ReverseProcessPlayer(Explorer):
         final = i == self.steps
         x0_hat = traj.x[-1, 0] if final else traj.x0_hat[i, 0]
         sigma = self.schedule.sigma(t)
-        self.shown = {"x_t": as_array(x_t), "x0_hat": as_array(x0_hat), "step": i, "t": t, "sigma": sigma,
-                      "seed": self.seed.value}  # fmt: skip
+        self.shown = {
+            "x_t": as_array(x_t),
+            "x0_hat": as_array(x0_hat),
+            "step": i,
+            "t": t,
+            "sigma": sigma,
+            "seed": self.seed.value,
+        }
         if not self._art:
             self._setup_axes()
         state = "pure noise" if i == 0 else ("the final sample" if final else f"t = {t:.2f}")

@@ -53,9 +53,22 @@ class ScaleScheduleEditor(Explorer):
     title = "Scale-schedule editor: the ELS patch size P(t)"
     hint = "pick or draw a P(t) curve, then sample; compare with the network"
 
-    def __init__(self, network="auto", calibrated=None, dataset="mnist", n_images=200, padding="zeros", seed=0,
-                 steps=20, schedule=None, mode=None, constant=7, bands=5, network_dataset=helpers.NETWORK_DATASET,
-                 progress=True):  # fmt: skip
+    def __init__(
+        self,
+        network="auto",
+        calibrated=None,
+        dataset="mnist",
+        n_images=200,
+        padding="zeros",
+        seed=0,
+        steps=20,
+        schedule=None,
+        mode=None,
+        constant=7,
+        bands=5,
+        network_dataset=helpers.NETWORK_DATASET,
+        progress=True,
+    ):
         super().__init__(progress)
         self.noise_schedule = schedules.get(schedule)
         self.network, self.network_name = helpers.resolve_network(network, self.noise_schedule)
@@ -78,8 +91,14 @@ class ScaleScheduleEditor(Explorer):
 
         modes = [m for m in MODES if m != "calibrated" or calibrated is not None]
         self.mode = widgets.ToggleButtons(options=modes, value=mode or modes[0], style={"button_width": "90px"})
-        self.constant = widgets.IntSlider(value=helpers.odd(constant, self.top), min=1, max=self.top, step=2,
-                                          description="constant P", style=SLIDER_STYLE)  # fmt: skip
+        self.constant = widgets.IntSlider(
+            value=helpers.odd(constant, self.top),
+            min=1,
+            max=self.top,
+            step=2,
+            description="constant P",
+            style=SLIDER_STYLE,
+        )
         self.knots = [
             widgets.IntSlider(
                 value=helpers.odd(constant, self.top),
@@ -89,15 +108,25 @@ class ScaleScheduleEditor(Explorer):
                 orientation="vertical",
                 description=f"t≈{(j + 0.5) / bands:.1f}",
                 layout=widgets.Layout(height="150px", width="62px"),
-            )  # fmt: skip
+            )
             for j in range(int(bands))
         ]
-        self.sample_button = widgets.Button(description="sample with this P(t)", button_style="primary",
-                                            icon="play", layout=widgets.Layout(width="190px"))  # fmt: skip
+        self.sample_button = widgets.Button(
+            description="sample with this P(t)",
+            button_style="primary",
+            icon="play",
+            layout=widgets.Layout(width="190px"),
+        )
         self.sample_button.on_click(lambda _: self._clicked())
         self.auto = widgets.Checkbox(value=False, description="sample on every change", indent=False)
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="noise seed",
-                                           layout=widgets.Layout(width="160px"), style=SLIDER_STYLE)  # fmt: skip
+        self.seed = widgets.BoundedIntText(
+            value=seed,
+            min=0,
+            max=10**6,
+            description="noise seed",
+            layout=widgets.Layout(width="160px"),
+            style=SLIDER_STYLE,
+        )
         knot_box = widgets.HBox([widgets.HTML("<small>drawn P(t):<br>one P per<br>band of t</small>"), *self.knots])
         self.controls = [
             (labelled("P(t)", self.mode), self.constant),
@@ -111,8 +140,9 @@ class ScaleScheduleEditor(Explorer):
         self._mode_changed()
 
         self.fig = self._figure(8.4, 3.2)
-        gs = self.fig.add_gridspec(1, 3, width_ratios=[1.6, 1, 1], left=0.07, right=0.99, top=0.83, bottom=0.16,
-                                   wspace=0.15)  # fmt: skip
+        gs = self.fig.add_gridspec(
+            1, 3, width_ratios=[1.6, 1, 1], left=0.07, right=0.99, top=0.83, bottom=0.16, wspace=0.15
+        )
         self.ax_curve, self.ax_els, self.ax_net = (self.fig.add_subplot(gs[0, i]) for i in range(3))
         self._sampled_ps: tuple | None = None
         self.sample(refresh=False)
@@ -184,8 +214,14 @@ class ScaleScheduleEditor(Explorer):
             what = f"sampling seed {seed} with this P(t) ({cached} of {self.steps} steps cached"
             what += f"; building patch tables for P = {', '.join(map(str, new_sizes))})" if new_sizes else ")"
             with self.busy(what, self.steps) as tick:
-                x, _ = helpers.trajectory(self._cached_machine(seed), tuple(self.images.shape[1:]), seed,
-                                          self.steps, self.noise_schedule, tick)  # fmt: skip
+                x, _ = helpers.trajectory(
+                    self._cached_machine(seed),
+                    tuple(self.images.shape[1:]),
+                    seed,
+                    self.steps,
+                    self.noise_schedule,
+                    tick,
+                )
             self._samples[(seed, ps)] = x
         self._sampled_ps = ps
         if refresh:
@@ -207,8 +243,9 @@ class ScaleScheduleEditor(Explorer):
         if self.network is None or seed in self._net_samples:
             return
         with self.busy(f"sampling seed {seed} with the network", self.steps) as tick:
-            x, _ = helpers.trajectory(self.network, tuple(self.images.shape[1:]), seed, self.steps, self.noise_schedule,
-                                      tick)  # fmt: skip
+            x, _ = helpers.trajectory(
+                self.network, tuple(self.images.shape[1:]), seed, self.steps, self.noise_schedule, tick
+            )
         self._net_samples[seed] = x
 
     # --------------------------------------------------------------------------- drawing
