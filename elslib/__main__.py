@@ -1,4 +1,8 @@
-"""Command line: ``python -m elslib info | train NAME | reproduce [--quick] | student [--out DIR]``."""
+"""Command line: ``python -m elslib info | train NAME | reproduce [--quick] | student [--out DIR]``.
+
+``train`` and ``reproduce`` write into their own output folders; ``--record`` (for whoever updates
+the course, in a source checkout) also replaces the shipped weights or keeps the run in records/.
+"""
 
 from __future__ import annotations
 
