@@ -251,5 +251,5 @@ def use(exercise: str, fn: Callable) -> Callable:
     if passed:
         print(f"Using your {name} from exercise {exercise}.")
         return fn
-    print(f"Exercise {exercise} is not solved yet, so the cells below use the reference {name} from elslib.exercises.")
+    print(f"Exercise {exercise} is not solved yet, so the cells below use the course's reference {name}.")
     return _get(exercise).reference

@@ -1,6 +1,6 @@
 """Interactive explorers for the chapters: each is a few ipywidgets controls above one figure.
 
-    from elslib.widgets import NoiseExplorer
+    from elslib.course.widgets import NoiseExplorer
     NoiseExplorer()          # last line of a cell: the widget, or a static PNG where none runs
 
 - :class:`NoiseExplorer` (chapter 01): the forward process, SNR, what noise destroys first.

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ... import schedules
+from ...denoisers import schedule_of
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
 
@@ -64,7 +64,8 @@ class ReverseProcessPlayer(Explorer):
         self.denoiser = denoiser
         self.name = name or getattr(denoiser, "name", type(denoiser).__name__)
         self.shape = tuple(shape) if shape is not None else _shape_of(denoiser)
-        self.steps, self.schedule, self.label = int(steps), schedules.get(schedule), label
+        # the denoiser's own schedule (an explicit one must agree with it)
+        self.steps, self.schedule, self.label = int(steps), schedule_of(denoiser, schedule), label
         self._cache = helpers.LRU(32)
 
         self.step = widgets.IntSlider(
