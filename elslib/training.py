@@ -8,6 +8,7 @@ prediction. Checkpoints hold only tensors, numbers and strings, and are read wit
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -186,6 +187,22 @@ def load_checkpoint(path, device=None, use_ema: bool = True):
     return net.to(_device.resolve(device)).eval(), state
 
 
+def learning_rate(step: int, lr: float, steps: int, warmup: int = 0) -> float:
+    """The learning rate at `step` (0-based) of a run of `steps`: linear warm-up, then one cosine to 0."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+
+
+def _keep_record(checkpoint: Path, step: int, net, ema, history: History, meta) -> Path:
+    """A small record of the run at `step`: the averaged (or raw) weights and the losses so far."""
+    snapshot = copy.deepcopy(net)
+    if ema is not None and ema.updates:
+        snapshot.load_state_dict(ema.average())
+    path = checkpoint.with_name(f"{checkpoint.stem}-step{step}.pt")
+    return save_checkpoint(path, snapshot, history=history, meta={**(meta or {}), "step": step})
+
+
 def train(
     net,
     images: torch.Tensor,
@@ -203,8 +220,10 @@ def train(
     ema_decay: float | None = 0.999,
     progress: bool = True,
     meta: dict | None = None,
+    warmup: int = 0,
+    keep_at=(),
 ) -> History:
-    """Train `net` to predict its target (eps or v), with Adam and a cosine-decayed learning rate.
+    """Train `net` to predict its target (eps or v), with Adam, a linear warm-up and a cosine decay.
 
     Args:
         net: a ResNet or UNet (trained in place).
@@ -217,12 +236,26 @@ def train(
         ema_decay: keep an exponential moving average of the weights (smoother, better samples;
             bias-corrected, see `WeightAverage`) and leave it in `net` at the end; None trains
             and keeps the raw weights.
+        warmup: the learning rate rises linearly from lr / warmup to lr over the first `warmup`
+            steps (Adam's first steps are large while its moment estimates are young), then
+            follows one cosine from lr down to 0 at `steps`.
+        keep_at: step counts (e.g. 500, 1000, 2000) at which to keep a record of the run beside
+            `checkpoint`: ``NAME-step{N}.pt``, the averaged weights and the losses so far, small
+            files for studying a network as it trains (not for resuming).
 
-    Returns the History (losses of all steps, resumed ones included).
+    Training stops with a ValueError at the first loss that is not finite (NaN or infinite),
+    naming the step, before anything is saved. Returns the History (losses of all steps,
+    resumed ones included).
     """
     check_images(images, "images")
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
+    warmup = check_positive_int(warmup, "warmup", minimum=0)
+    if warmup >= steps:
+        raise ValueError(f"warmup must be smaller than steps={steps}, got {warmup}")
+    keep_at = sorted({check_positive_int(k, "keep_at entry") for k in keep_at})
+    if keep_at and checkpoint is None:
+        raise ValueError("keep_at needs a checkpoint path: the records are written beside it")
     dev = _device.resolve(device)
     sched = _schedules.get(schedule)
     net.to(dev).train()
@@ -240,7 +273,7 @@ def train(
         history = History(list(state["losses"]), float(state["seconds"]))
         if "generator" in state:  # so that a resumed run draws what an unbroken one would have
             gen.set_state(state["generator"])
-    lr_at = lambda step: lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+    lr_at = lambda step: learning_rate(step, lr, steps, warmup)
     x_all = images.to(dev)
     y_all = labels.to(dev) if labels is not None else None
     iterator = range(history.steps, steps)
@@ -257,10 +290,16 @@ def train(
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise ValueError(
+                f"the training loss became {value} at step {step} (lr {lr_at(step):.3g}); nothing was saved from "
+                f"this step on: lower lr (got {lr}) or lengthen the warm-up"
+            )
         opt.step()
         if ema is not None:
             ema.update(net)
-        history.losses.append(loss.item())
+        history.losses.append(value)
         if progress and step % 20 == 0:
             iterator.set_postfix(
                 loss=f"{history.smoothed(20)[-1]:.4f}" if history.steps >= 20 else f"{loss.item():.4f}"
@@ -269,6 +308,8 @@ def train(
             history.seconds += time.perf_counter() - start
             start = time.perf_counter()
             save_checkpoint(checkpoint, net, opt, history, meta, gen, ema)
+        if step + 1 in keep_at:
+            _keep_record(Path(checkpoint), step + 1, net, ema, history, meta)
     history.seconds += time.perf_counter() - start
     if checkpoint is not None:
         save_checkpoint(checkpoint, net, opt, history, meta, gen, ema)

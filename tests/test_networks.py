@@ -1,5 +1,7 @@
 """elslib.networks and elslib.training: symmetry, locality, the denoiser wrapper, checkpoints."""
 
+import math
+
 import pytest
 import torch
 
@@ -282,3 +284,58 @@ def test_metadata_of_any_type_is_stored_as_plain_values(tmp_path):
     path = training.save_checkpoint(tmp_path / "m.pt", net, meta={"torch": torch.__version__, "n": 3})
     _, state = training.load_checkpoint(path)
     assert state["meta"] == {"torch": str(torch.__version__), "n": 3}
+
+
+def test_the_learning_rate_warms_up_then_follows_one_cosine(monkeypatch):
+    steps, warmup, lr = 10, 4, 0.02
+    expected = [lr * (k + 1) / warmup for k in range(warmup)]
+    expected += [lr * 0.5 * (1 + math.cos(math.pi * k / (steps - warmup))) for k in range(steps - warmup)]
+    assert [training.learning_rate(k, lr, steps, warmup) for k in range(steps)] == pytest.approx(expected)
+    # and the optimiser really runs at those rates
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def record(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", record)
+    images, _ = _tiny_data()
+    training.train(
+        networks.ResNet(channels=4, blocks=1), images, steps=steps, batch_size=4, lr=lr, warmup=warmup, progress=False
+    )
+    assert seen == pytest.approx(expected)
+    with pytest.raises(ValueError, match="warmup must be smaller"):
+        training.train(networks.ResNet(channels=4, blocks=1), images, steps=3, warmup=3, progress=False)
+
+
+def test_training_stops_at_the_first_non_finite_loss(tmp_path):
+    images, _ = _tiny_data()
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(ValueError, match=r"loss became (nan|inf) at step \d+"):
+        training.train(
+            networks.ResNet(channels=4, blocks=1),
+            images,
+            steps=200,
+            batch_size=4,
+            lr=1e6,
+            checkpoint=ckpt,
+            save_every=1000,
+            progress=False,
+        )
+    assert not ckpt.exists()  # nothing trained on NaN was saved
+
+
+def test_records_are_kept_along_the_way(tmp_path):
+    images, _ = _tiny_data()
+    ckpt = tmp_path / "run.pt"
+    torch.manual_seed(0)
+    net = networks.ResNet(channels=4, blocks=1)
+    training.train(net, images, steps=6, batch_size=4, checkpoint=ckpt, keep_at=(2, 5), progress=False)
+    assert sorted(p.name for p in tmp_path.glob("run-step*.pt")) == ["run-step2.pt", "run-step5.pt"]
+    five, state = training.load_checkpoint(tmp_path / "run-step5.pt")
+    assert len(state["losses"]) == 5 and state["meta"]["step"] == 5 and "optimizer" not in state
+    six, _ = training.load_checkpoint(ckpt)
+    assert not torch.equal(next(five.parameters()), next(six.parameters()))  # a snapshot, not the end
+    with pytest.raises(ValueError, match="keep_at needs a checkpoint"):
+        training.train(networks.ResNet(channels=4, blocks=1), images, steps=3, keep_at=(1,), progress=False)
