@@ -45,7 +45,8 @@ from . import (
 
 __version__ = "0.1.0"
 
-# Loaded on first use (``elslib.course.pick``), so that ``import elslib`` stays the science alone.
+# Loaded on first use (``elslib.course.pick``), so that ``import elslib`` stays the science alone
+# (and not listed in __all__: ``from elslib import *`` loads the science only).
 _ON_DEMAND = ("course", "reproduce")
 
 
@@ -59,7 +60,6 @@ __all__ = [
     "calibration",
     "checks",
     "combinatorics",
-    "course",
     "data",
     "denoisers",
     "device",

@@ -93,13 +93,16 @@ def check_seed(seed, name: str = "seed") -> int:
     return check_positive_int(seed, name, minimum=0)
 
 
-def check_odd(value, name: str = "patch_size", largest: int | None = None) -> int:
-    """Check an odd integer >= 1 (a patch or window size), at most `largest` when given."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1 or value % 2 == 0:
-        raise ValueError(f"{name} must be an odd integer >= 1, got {value!r}")
-    if largest is not None and value > largest:
-        raise ValueError(f"{name} must be at most {largest} here, got {value}")
-    return int(value)
+def check_odd(value, name: str = "patch_size", largest: int | None = None, where: str = "") -> int:
+    """Check an odd integer >= 1 (a patch or window size), at most `largest` when given.
+
+    where: what the bound is for (e.g. "32x32 images with zero padding"), for the message.
+    """
+    odd = not isinstance(value, bool) and isinstance(value, Integral) and value >= 1 and value % 2 == 1
+    if odd and (largest is None or value <= largest):
+        return int(value)
+    allowed = "an odd integer >= 1" if largest is None else f"an odd integer from 1 to {largest}"
+    raise ValueError(f"{name} must be {allowed}{' for ' + where if where else ''}, got {value!r}")
 
 
 def check_number(value, name: str, low: float | None = None, strict: bool = False) -> float:

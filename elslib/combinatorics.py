@@ -71,7 +71,8 @@ def distinct_patches_per_position(images: torch.Tensor, patch_size: int) -> torc
     """How many different P x P patches the training images have at each pixel: int64 [H, W].
 
     Patches are centred on the pixel and zero padded (value 0, as the machines pad); two patches
-    are the same when they are equal value for value (all channels). At a pixel where every
+    are the same when they are equal value for value (all channels), at the patch hash's
+    resolution of 2^-20 (about 1e-6; any two grey levels of 8-bit images are far apart). At a pixel where every
     training image is blank the count is 1; it is at most N. These are the candidates the local
     (LS) machine chooses from at that pixel. See :func:`distinct_patches` for how they are found.
     """
@@ -86,9 +87,9 @@ def distinct_patches(images: torch.Tensor, patch_size: int) -> int:
     compares values at a resolution of 2^-20: any two grey levels of 8-bit images are far
     apart); a second, independent 64-bit hash checks every group, and a group whose second hashes
     disagree (a collision of the first) is counted row by row. Equal patches always get equal
-    hashes, and two patches that differ in a single value never collide (the multipliers are
-    odd), so the count can only be wrong if two different patches collided in both hashes at
-    once: vanishingly unlikely.
+    hashes, and two patches that differ in a single value by 2^-20 or more never collide (the
+    multipliers are odd), so the count can only be wrong if two different patches collided in
+    both hashes at once: vanishingly unlikely.
     """
     return int(_count_distinct(images, patch_size, per_position=False))
 

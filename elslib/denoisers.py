@@ -68,6 +68,11 @@ def schedule_of(denoiser, schedule=None) -> _schedules.Schedule:
     return own
 
 
+def _own_schedule(denoiser):
+    """A wrapper's schedule: the wrapped denoiser's (checked), or None for a plain function."""
+    return None if getattr(denoiser, "schedule", None) is None else schedule_of(denoiser)
+
+
 class Conditioned:
     """A denoiser with its class label fixed: ``Conditioned(den, 3)(x_t, t) == den(x_t, t, label=3)``.
 
@@ -79,7 +84,7 @@ class Conditioned:
         if label is None:
             raise ValueError("label must be a class (an int or one int per image), got None")
         self.denoiser, self.label = denoiser, label
-        self.schedule = schedule_of(denoiser)
+        self.schedule = _own_schedule(denoiser)
 
     def __call__(self, x_t: torch.Tensor, t, label=None) -> torch.Tensor:
         if label is not None:
@@ -103,7 +108,7 @@ class Guided:
         if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
             raise ValueError(f"weight must be a finite real number (0: no guidance, 1: conditional), got {weight!r}")
         self.denoiser, self.weight = denoiser, float(weight)
-        self.schedule = schedule_of(denoiser)
+        self.schedule = _own_schedule(denoiser)
 
     def __call__(self, x_t: torch.Tensor, t, label=None) -> torch.Tensor:
         if label is None or self.weight == 0.0:

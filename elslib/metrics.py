@@ -1,7 +1,9 @@
-"""Comparing images: correlation, cosine similarity, distance to the training set; softmax spread.
+"""Comparing images: correlation, cosine similarity, distance to the training set; softmax spread;
+whether samples read as digits (the digit reader's verdict and a Frechet distance).
 
-All functions take batches [B, C, H, W] and compare image i of one batch with image i of the
-other, returning one number per image ([B] tensors).
+The comparisons take batches [B, C, H, W] and compare image i of one batch with image i of the
+other, returning one number per image ([B] tensors); ``recognisable`` and ``frechet_distance``
+judge whole sets of digit images and return one number.
 """
 
 from __future__ import annotations
@@ -72,3 +74,50 @@ def effective_number(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
     w = weights.double()
     entropy = -(w * torch.log(w.clamp_min(1e-300))).sum(dim=dim)
     return torch.exp(entropy)
+
+
+def recognisable(images: torch.Tensor, threshold: float | None = None, reader=None) -> float:
+    """The fraction of digit images [B, 1, 32, 32] that the shipped digit reader (:mod:`elslib.reader`)
+    assigns to one class with probability above `threshold` (default 0.8, ``reader.THRESHOLD``).
+
+    Real digits the reader never saw set the scale: ``reader.metadata()["held_out_recognisable"]``.
+    """
+    from . import reader as _reader
+
+    threshold = _reader.THRESHOLD if threshold is None else threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1), got {threshold!r}")
+    _, confidence = _reader.read(images, reader)
+    return float((confidence > threshold).double().mean())
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor, reader=None) -> float:
+    """Frechet distance between the digit reader's features of two sets of images [N, 1, 32, 32].
+
+    Each set's features are summarised by their mean mu and covariance S (a Gaussian), and
+    FD = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the 2-Wasserstein distance between
+    the two Gaussians: 0 for the same set, larger the more the sets differ. Like the FID (which
+    uses Inception features), it depends on the number of images: compare sets of equal size.
+    """
+    from . import reader as _reader
+
+    fa, fb = _reader.features(a, reader), _reader.features(b, reader)
+    for f, name in ((fa, "a"), (fb, "b")):
+        if f.shape[0] < 2:
+            raise ValueError(f"{name} must hold at least 2 images to estimate a covariance, got {f.shape[0]}")
+    return gaussian_frechet(fa.mean(0), torch.cov(fa.T), fb.mean(0), torch.cov(fb.T))
+
+
+def gaussian_frechet(mu_a, cov_a, mu_b, cov_b) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) in float64, for PSD covariances [D, D].
+
+    tr (S_a S_b)^(1/2) = sum of the square roots of the eigenvalues of S_a^(1/2) S_b S_a^(1/2),
+    a symmetric matrix with the same eigenvalues as S_a S_b (two symmetric eigendecompositions,
+    no general matrix square root).
+    """
+    mu_a, mu_b, cov_a, cov_b = (torch.as_tensor(v, dtype=torch.float64) for v in (mu_a, mu_b, cov_a, cov_b))
+    lam, vec = torch.linalg.eigh(cov_a)
+    root_a = (vec * lam.clamp_min(0).sqrt()) @ vec.T
+    middle = root_a @ cov_b @ root_a
+    cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross)

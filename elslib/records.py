@@ -44,8 +44,12 @@ def path(kind: str, name: str) -> Path:
 
 
 def read(kind: str, name: str) -> dict:
-    """The records of `kind` for `name`: a dict (empty when nothing was recorded)."""
-    file = path(kind, name)
+    """The records of `kind` for `name`: a dict (empty when nothing was recorded, or when there is
+    no records folder, as in an installed package without the repository)."""
+    try:
+        file = path(kind, name)
+    except FileNotFoundError:
+        return {}
     if not file.exists():
         return {}
     try:

@@ -338,6 +338,8 @@ def run(
     record_runs: also keep each summary in the committed records (and a new calibration in the
     weights' metadata): the ``--record`` of the command, for whoever updates the course.
     """
+    if record_runs:
+        records.folder()  # before hours of work: where would the records go? (raises if nowhere)
     names = list(names or default_names())
     if not names:
         raise FileNotFoundError("no shipped network weights found; train one with `python -m elslib train NAME`")

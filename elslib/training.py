@@ -268,6 +268,11 @@ def train(
         net.load_state_dict(state["weights"])
         if "optimizer" in state:
             opt.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state and "ema_sum" not in state:
+            raise ValueError(
+                f"checkpoint {checkpoint} holds a weight average without its running sum (an older format): "
+                "it cannot be resumed exactly; start again with resume=False"
+            )
         if ema is not None and "ema_sum" in state:
             ema.restore(state, dev)
         history = History(list(state["losses"]), float(state["seconds"]))

@@ -97,7 +97,7 @@ def test_pick_follows_fast_mode(monkeypatch):
 def test_fast_flag_reads_the_environment(monkeypatch):
     for value, expected in [("1", True), ("true", True), ("0", False), ("", False)]:
         monkeypatch.setenv("ELS_FAST", value)
-        assert course._env_flag("ELS_FAST") is expected
+        assert course.env_flag("ELS_FAST") is expected
 
 
 def test_effective_number_counts_candidates():

@@ -179,7 +179,7 @@ def test_knuth_estimate_same_seed_same_answer():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: cb.window_codes(np.zeros((1, 4, 4)), 9), "at most 7"),
+        (lambda: cb.window_codes(np.zeros((1, 4, 4)), 9), "odd integer from 1 to 7"),
         (lambda: cb.window_codes(np.zeros((1, 4, 4)), 4), "odd integer"),
         (lambda: cb.window_codes(np.full((1, 4, 4), 2), 3), "only 0 and 1"),
         (lambda: cb.window_codes(np.zeros((4, 4)), 3), r"\[N, H, W\]"),

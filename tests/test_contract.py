@@ -262,3 +262,37 @@ def test_the_registry_builds_every_machine(digits):
         assert torch.equal(built(x, 0.5), den(x, 0.5))
     with pytest.raises(ValueError, match="kind must be one of 'IS', 'LS', 'ES', 'ELS'"):
         machines.build("GS", images)
+
+
+def test_wrappers_of_a_plain_function_take_the_samplers_schedule():
+    def den(x, t, label=None):
+        return 0.5 * x if label is None else 0.4 * x
+
+    noise = sampling.noise_like((1, 1, 4, 4), seed=8)
+    for wrapped in (denoisers.Guided(den, 2.0), denoisers.Conditioned(den, 1)):
+        assert wrapped.schedule is None
+        label = 1 if isinstance(wrapped, denoisers.Guided) else None
+        linear = sampling.ddim(wrapped, noise, steps=3, schedule="linear", label=label, progress=False)
+        cosine = sampling.ddim(wrapped, noise, steps=3, label=label, progress=False)
+        assert not torch.allclose(linear, cosine)
+
+
+def test_explorers_take_their_networks_schedule():
+    from elslib.course.widgets import MachineComparer
+
+    torch.manual_seed(0)
+    den = networks.as_denoiser(networks.ResNet(channels=4, blocks=1, target="v"), "linear")
+    widget = MachineComparer(network=den, machines=("IS",), n_images=50, steps=2, progress=False)
+    assert widget.schedule == schedules.linear()
+    with pytest.raises(ValueError, match="differs"):
+        MachineComparer(network=den, schedule="cosine", machines=("IS",), n_images=50, steps=2, progress=False)
+
+
+def test_without_a_records_folder_nothing_is_recorded(monkeypatch, tmp_path):
+    from elslib import records, reproduce
+
+    monkeypatch.delenv("ELS_RECORDS_DIR", raising=False)
+    monkeypatch.setattr(records, "folder", lambda: (_ for _ in ()).throw(FileNotFoundError("no records/")))
+    assert reproduce.stored_runs("resnet-zeros") == {}
+    with pytest.raises(FileNotFoundError, match="no records"):
+        reproduce.run(seeds=1, names=["resnet-zeros"], out_dir=tmp_path, record_runs=True, progress=False)

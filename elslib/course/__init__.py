@@ -26,11 +26,12 @@ import torch
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def _env_flag(name: str) -> bool:
+def env_flag(name: str) -> bool:
+    """Whether the environment variable `name` is set to 1, true, yes or on (any case)."""
     return os.environ.get(name, "").strip().lower() in _TRUE
 
 
-FAST: bool = _env_flag("ELS_FAST")
+FAST: bool = env_flag("ELS_FAST")
 """True when the environment variable ELS_FAST is 1/true/yes/on (read once, at import)."""
 
 

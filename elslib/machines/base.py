@@ -15,7 +15,7 @@ from numbers import Integral
 import torch
 
 from .. import schedules
-from ..checks import batch_times, check_images, check_positive_int
+from ..checks import batch_times, check_images, check_odd, check_positive_int
 from ..device import resolve
 from .explain import Explanation
 
@@ -196,9 +196,7 @@ def check_patch_size(p, size: tuple[int, int], circular: bool, name: str = "patc
     if top % 2 == 0:
         top -= 1
     where = f"{h}x{w} images with {'circular' if circular else 'zero'} padding"
-    if isinstance(p, bool) or not isinstance(p, Integral) or p < 1 or p % 2 == 0 or p > top:
-        raise ValueError(f"{name} must be an odd integer from 1 to {top} for {where}, got {p!r}")
-    return int(p)
+    return check_odd(p, name, largest=top, where=where)
 
 
 class PatchMachine(Machine):

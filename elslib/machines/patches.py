@@ -408,20 +408,3 @@ def _finish(plan: KeyPlan, keys, first, counts, cls) -> KeyTable:
     source = img * (h * w) + plan.rows[rest // len(plan.cols)] * w + plan.cols[rest % len(plan.cols)]
     kmax = float(keys[:, d].max().sqrt()) if m else 0.0
     return KeyTable(keys=keys, values_t=values_t, source=source, counts=counts, mu=mu, spans=spans, kmax=kmax)
-
-
-def build_key_table(
-    images: torch.Tensor,
-    p: int,
-    padding: str,
-    rows: torch.Tensor,
-    cols: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    dedup: bool = True,
-    max_bytes: float = float("inf"),
-    padded: torch.Tensor | None = None,
-) -> KeyTable | None:
-    """Key table of every training patch centred on the grid rows x cols: :func:`plan_keys`, then
-    :func:`build_keys`. Returns None, having stored nothing, when it would take more than max_bytes."""
-    plan = plan_keys(images, p, padding, rows, cols, labels, dedup, padded)
-    return None if plan.nbytes > max_bytes else build_keys(plan)

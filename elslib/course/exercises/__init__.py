@@ -8,7 +8,7 @@ student versions) gets a friendly "not implemented yet".
 
 In a chapter::
 
-    from elslib import exercises
+    from elslib.course import exercises
     exercises.check_add_noise(add_noise)            # prints the verdict, returns a CheckResult
     noisy = exercises.use("1.1", add_noise)         # yours if it passes, else the reference
 

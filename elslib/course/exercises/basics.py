@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from ... import sampling, schedules
-from .framework import Case, CheckResult, Exercise, softmax_average
+from .framework import Case, CheckResult, Exercise, image_softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
@@ -211,8 +211,7 @@ def _ref_ddim_step(x_t, x0_hat, t, t_next, schedule):
 def _recorded_ddim(denoiser, noise, steps, schedule):
     """Run elslib.sampling.ddim and record, for each step, (x_t, x0_hat, t, t_next, x_next)."""
     records, state = [], {"x": noise}
-    times = [1.0 - i / steps for i in range(steps + 1)]
-    times[-1] = 0.0
+    times = sampling.step_times(steps)
 
     def callback(i, t, x_next, x0_hat):
         records.append((state["x"], x0_hat, times[i], times[i + 1], x_next))
@@ -274,12 +273,6 @@ def check_ddim_step(fn: Callable, quiet: bool = False) -> CheckResult:
 # --------------------------------------------------------------------------- 3.1 ideal denoiser
 
 
-def _softmax_average(x_t, train, scale: float, temperature: float):
-    """The ideal denoiser's average over whole images, x_t [B, C, H, W] -> [B, C, H, W] (also builds wrong answers)."""
-    flat = train.reshape(len(train), -1)
-    return softmax_average(x_t.reshape(len(x_t), -1), flat, flat, scale, temperature).to(x_t.dtype).view_as(x_t)
-
-
 def _ref_ideal_denoiser(x_t, t, train, schedule):
     """The reference: elslib.machines.IdealDenoiser."""
     from ...machines import IdealDenoiser
@@ -307,9 +300,15 @@ def check_ideal_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
     ]:
         a, s = cos.alpha(t), cos.sigma(t)
         mistakes = [
-            (_softmax_average(x, train, 1.0, 2 * s * s), "Compare x_t with a x_n (the signal shrinks by a), not x_n."),
-            (_softmax_average(x, train, a, s * s), "The exponent is -d^2 / (2 s^2): the factor 2 is missing."),
-            (_softmax_average(x, train, a, 2 * s), "The exponent divides by 2 s^2, the noise *variance*, not by 2 s."),
+            (
+                image_softmax_average(x, train, 1.0, 2 * s * s),
+                "Compare x_t with a x_n (the signal shrinks by a), not x_n.",
+            ),
+            (image_softmax_average(x, train, a, s * s), "The exponent is -d^2 / (2 s^2): the factor 2 is missing."),
+            (
+                image_softmax_average(x, train, a, 2 * s),
+                "The exponent divides by 2 s^2, the noise *variance*, not by 2 s.",
+            ),
         ]
         expected = _ref_ideal_denoiser(x, t, train, cos)
         cases.append(Case(what, (x, t, train, cos), expected, hint, atol=1e-4, rtol=1e-3, mistakes=mistakes))

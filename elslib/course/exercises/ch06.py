@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ... import sampling, schedules
-from .framework import Case, CheckResult, Exercise, softmax_average
+from .framework import Case, CheckResult, Exercise, image_softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
@@ -72,12 +72,6 @@ def _all_shifts_of(train):
     ).contiguous()
 
 
-def _softmax_average(x_t, candidates, scale, temperature):
-    """The ideal denoiser's average over the candidate images (here: every shift of every image)."""
-    flat = candidates.reshape(len(candidates), -1)
-    return softmax_average(x_t.reshape(len(x_t), -1), flat, flat, scale, temperature).to(x_t.dtype).view_as(x_t)
-
-
 def _ref_equivariant_denoiser(x_t, t, train, schedule):
     from ...machines import EquivariantDenoiser
 
@@ -108,12 +102,15 @@ def check_equivariant_denoiser(fn: Callable, quiet: bool = False) -> CheckResult
         shifted = _all_shifts_of(train)
         mistakes = [
             (
-                _softmax_average(x, train, a, 2 * s * s),
+                image_softmax_average(x, train, a, 2 * s * s),
                 "This is the ideal denoiser of chapter 03: the candidates must include every circular shift of every "
                 "training image, not only the images as they are.",
             ),
-            (_softmax_average(x, shifted, 1.0, 2 * s * s), "Compare x_t with a c (the signal shrinks by a), not c."),
-            (_softmax_average(x, shifted, a, s * s), "The exponent is -d^2 / (2 s^2): the factor 2 is missing."),
+            (
+                image_softmax_average(x, shifted, 1.0, 2 * s * s),
+                "Compare x_t with a c (the signal shrinks by a), not c.",
+            ),
+            (image_softmax_average(x, shifted, a, s * s), "The exponent is -d^2 / (2 s^2): the factor 2 is missing."),
         ]
         expected = _ref_equivariant_denoiser(x, t, train, cos)
         cases.append(Case(what, (x, t, train, cos), expected, hint, atol=1e-4, rtol=1e-3, mistakes=mistakes))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ... import sampling, schedules
 from ...calibration import best_patch_sizes
-from .framework import Case, CheckResult, Exercise, _matches
+from .framework import Case, CheckResult, Exercise, _matches, softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
@@ -55,9 +55,7 @@ def _els_pixel_brute(x_t, t, train, p, row, col, schedule, mode="circular", same
     if same_place:
         keys, values = keys[:, row * w + col], values[:, row * w + col]
     keys, values = keys.reshape(-1, keys.shape[-1]), values.reshape(-1, c)
-    d2 = torch.cdist(query, scale * keys) ** 2
-    weights = torch.softmax(-d2 / temp, dim=1)
-    return (weights @ values).to(x_t.dtype)
+    return softmax_average(query, keys, values, scale, temp).to(x_t.dtype)
 
 
 def check_els_pixel(fn: Callable, quiet: bool = False) -> CheckResult:

@@ -8,13 +8,13 @@ dict ``EXERCISES = {"4.1": Exercise(title, check, reference), ...}``; the packag
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from ... import sampling
+from .. import env_flag
 
 
 class CheckFailed(AssertionError):
@@ -138,7 +138,7 @@ def _matches(wrong, got, atol=1e-5, rtol=1e-4) -> bool:
 
 
 def _strict() -> bool:
-    return os.environ.get("ELS_STRICT_CHECKS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("ELS_STRICT_CHECKS")
 
 
 def _finish(result: CheckResult, quiet: bool) -> CheckResult:
@@ -202,6 +202,12 @@ def softmax_average(queries, keys, values, scale, temperature) -> torch.Tensor:
     d2 = ((q[:, None, :] - scale * k[None]) ** 2).sum(-1)  # direct differences: no cancellation
     w = torch.softmax(-d2 / temperature, dim=1)
     return w @ values.double()
+
+
+def image_softmax_average(x_t, candidates, scale, temperature) -> torch.Tensor:
+    """The ideal denoiser's average over whole candidate images: x_t [B, C, H, W] -> [B, C, H, W]."""
+    flat = candidates.reshape(len(candidates), -1)
+    return softmax_average(x_t.reshape(len(x_t), -1), flat, flat, scale, temperature).to(x_t.dtype).view_as(x_t)
 
 
 def _images(shape, seed: int) -> torch.Tensor:

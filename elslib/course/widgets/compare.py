@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from ... import machines, schedules
+from ... import machines
+from ...denoisers import schedule_of
 from ...metrics import pearson_r
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled, note
@@ -32,7 +33,7 @@ class MachineComparer(Explorer):
 
     Args:
         network: "auto" (the shipped "resnet-zeros" if its weights are present), a shipped
-            network's name, an ``nn.Module`` predicting noise, a denoiser, or None.
+            network's name, a network of the library (``nn.Module`` with a ``target``, eps or v), a denoiser, or None.
         network_dataset: the dataset the network was trained on; it is shown only for that one.
         dataset, n_images: the training set of the machines (its first n images).
         seed, patch_size, padding: initial control values.
@@ -64,8 +65,9 @@ class MachineComparer(Explorer):
         if unknown or not machines:
             raise ValueError(f"machines must be a non-empty subset of {helpers.MACHINES}, got {machines!r}")
         self.kinds = [k for k in helpers.MACHINES if k in machines]
-        self.schedule = schedules.get(schedule)
-        self.network, self.network_name = helpers.resolve_network(network, self.schedule)
+        self.network, self.network_name = helpers.resolve_network(network, schedule)
+        # the network's own schedule (an explicit one must agree); the machines are built with it
+        self.schedule = schedule_of(self.network, schedule)
         self.network_dataset, self.steps = network_dataset, int(steps)
         self._machines = helpers.LRU(6)  # machines hold key tables that take seconds to build
         self._samples = helpers.LRU(256)  # final samples, one [1, C, H, W] tensor per setting
@@ -149,7 +151,7 @@ class MachineComparer(Explorer):
         if kind == NETWORK:
             return (NETWORK, self.dataset.value)
         key = (kind, self.dataset.value, self.n_images.value)
-        if kind in ("LS", "ELS"):
+        if kind in machines.PATCH_KINDS:
             key += (self.patch_size.value,)
         if kind == "ELS":
             key += (self.padding.value,)

@@ -30,7 +30,7 @@ class ReverseProcessPlayer(Explorer):
 
     Args:
         denoiser: any ``D(x_t, t) -> x0_hat`` (a score machine, ``networks.as_denoiser(net)``, or an
-            ``nn.Module`` predicting noise, which is wrapped). None: the shipped "resnet-zeros"
+            ``nn.Module`` of the library, eps or v target, which is wrapped). None: the shipped "resnet-zeros"
             when its weights are present, else the ideal machine on 500 MNIST digits.
         name: what to call the denoiser in titles (default: its class name).
         shape: (C, H, W) of the images (default: the machine's, else (1, 32, 32)).

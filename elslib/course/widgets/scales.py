@@ -7,7 +7,8 @@ import math
 import ipywidgets as widgets
 import numpy as np
 
-from ... import calibration, pretrained, schedules
+from ... import calibration, pretrained
+from ...denoisers import schedule_of
 from ...metrics import pearson_r
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled
@@ -70,8 +71,9 @@ class ScaleScheduleEditor(Explorer):
         progress=True,
     ):
         super().__init__(progress)
-        self.noise_schedule = schedules.get(schedule)
-        self.network, self.network_name = helpers.resolve_network(network, self.noise_schedule)
+        self.network, self.network_name = helpers.resolve_network(network, schedule)
+        # the network's own schedule (an explicit one must agree); the machine is built with it
+        self.noise_schedule = schedule_of(self.network, schedule)
         self._no_network = "no network given" if self.network is None else ""
         if dataset != network_dataset and self.network is not None:
             self.network, self.network_name = None, None
