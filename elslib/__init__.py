@@ -14,7 +14,9 @@ Two layers (docs/architecture.md). The science, one concern per module:
 - ``receptive``, ``symmetry``: measuring locality (gradient maps) and shift equivariance;
 - ``combinatorics``: counting patches and the images a patch mosaic can make;
 - ``morphogenesis``: a Gray-Scott reaction-diffusion toy (local rules, global form);
-- ``reproduce``: the paper's headline comparison, CNN vs machines (imported on demand);
+- ``reader``: a small digit classifier, to tell whether samples read as digits;
+- ``quality``, ``reproduce``: do the networks' samples read as digits; the paper's headline
+  comparison, CNN vs machines (both imported on demand); ``records``: what long runs measured;
 - ``checks``, ``device``: argument checks; CPU or GPU.
 
 The course on top, imported on demand: ``elslib.course`` (fast mode, the setup cell), with
@@ -36,7 +38,9 @@ from . import (
     networks,
     plots,
     pretrained,
+    reader,
     receptive,
+    records,
     sampling,
     schedules,
     symmetry,
@@ -47,7 +51,7 @@ __version__ = "0.1.0"
 
 # Loaded on first use (``elslib.course.pick``), so that ``import elslib`` stays the science alone
 # (and not listed in __all__: ``from elslib import *`` loads the science only).
-_ON_DEMAND = ("course", "reproduce")
+_ON_DEMAND = ("course", "quality", "reproduce")
 
 
 def __getattr__(name: str):
@@ -69,7 +73,10 @@ __all__ = [
     "networks",
     "plots",
     "pretrained",
+    "quality",
+    "reader",
     "receptive",
+    "records",
     "reproduce",
     "sampling",
     "schedules",

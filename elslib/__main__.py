@@ -86,6 +86,12 @@ def main(argv=None) -> int:
     rdr = sub.add_parser("train-reader", help="train the digit reader (writes trained-networks/digit-reader.*)")
     rdr.add_argument("--out", default=None, help="folder for digit-reader.pt and .json (default: trained-networks)")
     rdr.add_argument("--record", action="store_true", help="replace the shipped reader in elslib/weights")
+    qua = sub.add_parser(
+        "quality", help="do the shipped networks' samples read as digits? (digit reader, Frechet distance)"
+    )
+    qua.add_argument("--seeds", type=int, default=None, help="samples per network (default 256)")
+    qua.add_argument("--names", nargs="*", default=None, help="which shipped networks (default: all)")
+    qua.add_argument("--record", action="store_true", help="also keep the numbers in records/quality")
     rep = sub.add_parser("reproduce", help="the paper's Table 1 on the shipped networks: CNN vs IS, LS, ELS")
     rep.add_argument("--quick", action="store_true", help="8 seeds instead of 100 (minutes, not hours)")
     rep.add_argument("--seeds", type=int, default=None, help="how many seeds (default: 8 with --quick, else 100)")
@@ -111,6 +117,11 @@ def main(argv=None) -> int:
             args.name, steps=args.steps, out_dir=args.out, resume=not args.restart, record=args.record
         )
         print(f"wrote {path} and {path.with_suffix('.json')}")
+        return 0
+    if args.command == "quality":
+        from elslib import quality
+
+        print(quality.run(args.names, args.seeds or quality.SEEDS, record=args.record))
         return 0
     if args.command == "train-reader":
         return train_reader(args.out, args.record)

@@ -12,7 +12,13 @@ tested on the other 1,000; its weights ship in ``elslib/weights/digit-reader.pt`
   two sets of images (the idea of the FID, with this small reader in place of Inception).
 
 Training augments each batch with random shifts of up to 2 pixels, so that a digit drawn a
-little off centre (as samples often are) is still read.
+little off centre (as samples often are) is still read. A classifier trained on digits alone
+reads *anything* as some digit, noise included, often with probability near 1; so the reader
+has an eleventh class, "not a digit", trained on images that are not digits: noise (smoothed
+or not), digits cut into 8 x 8 tiles and shuffled (every piece is a digit's piece, the whole is
+not), two different digits drawn over each other, and fragments (one piece of a digit on a
+blank page, or a blank page: an unfinished sample is not a digit). An image reads as a digit
+when one of the ten digit classes gets probability above the threshold.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights" / "digit-reader.pt"
 N_TRAIN = 4000  # the first 4,000 digits train it, the other 1,000 test it
 THRESHOLD = 0.8  # "reads as a digit": the top class has probability above this
 FEATURES = 128
+NOT_A_DIGIT = 10  # the eleventh class
 
 
 class DigitReader(nn.Module):
@@ -40,10 +47,10 @@ class DigitReader(nn.Module):
     linear to 10.
 
     ``features(x)`` [B, 128] is what the Frechet distance compares; ``forward(x)`` gives logits
-    [B, 10]. Input: [B, 1, H, W] in [-1, 1] (32 x 32 for MNIST).
+    [B, 11]: the ten digits, then "not a digit". Input: [B, 1, H, W] in [-1, 1] (32 x 32 for MNIST).
     """
 
-    def __init__(self, width: int = 32, classes: int = 10):
+    def __init__(self, width: int = 32, classes: int = 11):
         super().__init__()
         self.config = dict(width=width, classes=classes)
         w = width
@@ -79,6 +86,37 @@ def _shift(x: torch.Tensor, gen: torch.Generator, most: int = 2) -> torch.Tensor
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
+def not_digits(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """n images [n, 1, 32, 32] that are not digits, made from the digits x (labels y), a quarter of each
+    kind: noise (blurred over 1, 3 or 5 pixels), tile-shuffled digits, overlays of two different
+    digits, and fragments (one 8 x 8 to 14 x 14 piece of a digit on a blank page; or a blank page)."""
+    b, _, h, w = x.shape
+    kinds = torch.arange(n) % 4
+    out = torch.empty(n, 1, h, w)
+    for k in range(n):
+        i = int(torch.randint(b, (1,), generator=gen))
+        if kinds[k] == 0:
+            blur = [1, 3, 5][int(torch.randint(3, (1,), generator=gen))]
+            z = torch.randn((1, 1, h, w), generator=gen)
+            z = F.avg_pool2d(z, blur, stride=1, padding=blur // 2) * blur if blur > 1 else z
+            out[k] = z.clamp(-1, 1)[0]
+        elif kinds[k] == 1:
+            tiles = x[i, 0].reshape(h // 8, 8, w // 8, 8).permute(0, 2, 1, 3).reshape(-1, 8, 8)
+            tiles = tiles[torch.randperm(len(tiles), generator=gen)]
+            out[k, 0] = tiles.reshape(h // 8, w // 8, 8, 8).permute(0, 2, 1, 3).reshape(h, w)
+        elif kinds[k] == 3:
+            out[k] = -1.0
+            side = int(torch.randint(0, 15, (1,), generator=gen))  # below 8: a blank page
+            if side >= 8:
+                r0, c0 = (int(v) for v in torch.randint(0, h - side + 1, (2,), generator=gen))
+                out[k, :, r0 : r0 + side, c0 : c0 + side] = x[i, :, r0 : r0 + side, c0 : c0 + side]
+        else:
+            others = torch.nonzero(y != y[i]).flatten()
+            j = int(others[int(torch.randint(len(others), (1,), generator=gen))])
+            out[k] = torch.maximum(x[i], x[j])
+    return out
+
+
 def train(steps: int = 2500, batch_size: int = 128, lr: float = 2e-3, seed: int = 0, progress: bool = True):
     """Train a reader on the first N_TRAIN digits; returns (reader in eval mode, metadata dict).
 
@@ -104,16 +142,21 @@ def train(steps: int = 2500, batch_size: int = 128, lr: float = 2e-3, seed: int 
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         idx = torch.randint(len(x), (batch_size,), generator=gen)
-        loss = F.cross_entropy(reader(_shift(x[idx], gen)), y[idx])
+        extra = not_digits(x, y, batch_size // 4, gen)
+        batch = torch.cat([_shift(x[idx], gen), extra])
+        target = torch.cat([y[idx], torch.full((len(extra),), NOT_A_DIGIT)])
+        loss = F.cross_entropy(reader(batch), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     reader.eval()
     test_x, test_y = held_out()
-    probs = _probabilities(reader, test_x)
+    digit, confidence = read(test_x, reader)
+    negatives = not_digits(test_x, test_y, 300, torch.Generator().manual_seed(seed + 1))
     meta = {
-        "accuracy": float((probs.argmax(1) == test_y).float().mean()),
-        "held_out_recognisable": float((probs.max(1).values > THRESHOLD).float().mean()),
+        "accuracy": float((digit == test_y).float().mean()),
+        "held_out_recognisable": float((confidence > THRESHOLD).float().mean()),
+        "not_digits_recognisable": float((read(negatives, reader)[1] > THRESHOLD).float().mean()),
         "threshold": THRESHOLD,
         "trained_on": f"the first {N_TRAIN} digits of data.load('mnist'); tested on the other {len(test_y)}",
         "steps": steps,
@@ -178,9 +221,10 @@ def _check_digits(images) -> torch.Tensor:
 
 
 def read(images: torch.Tensor, reader: DigitReader | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reader's verdict on digit images [B, 1, 32, 32] in [-1, 1]: (class [B] int64, probability [B])."""
+    """The reader's verdict on images [B, 1, 32, 32] in [-1, 1]: the most likely digit [B] int64 and
+    its probability [B] (what is left goes to the other digits and to "not a digit")."""
     probs = _probabilities(reader or load(), _check_digits(images))
-    top = probs.max(1)
+    top = probs[:, :NOT_A_DIGIT].max(1)
     return top.indices, top.values
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .checks import check_choice
 
-KINDS = ("reproduction",)
+KINDS = ("reproduction", "quality")
 
 
 def folder() -> Path:
