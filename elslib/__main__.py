@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     qua.add_argument("--seeds", type=int, default=None, help="samples per network (default 256)")
     qua.add_argument("--names", nargs="*", default=None, help="which shipped networks (default: all)")
     qua.add_argument("--record", action="store_true", help="also keep the numbers in records/quality")
+    qua.add_argument("--checkpoints", default=None, help="judge a training run's records (NAME-stepN.pt) instead")
     rep = sub.add_parser("reproduce", help="the paper's Table 1 on the shipped networks: CNN vs IS, LS, ELS")
     rep.add_argument("--quick", action="store_true", help="8 seeds instead of 100 (minutes, not hours)")
     rep.add_argument("--seeds", type=int, default=None, help="how many seeds (default: 8 with --quick, else 100)")
@@ -121,6 +122,9 @@ def main(argv=None) -> int:
     if args.command == "quality":
         from elslib import quality
 
+        if args.checkpoints is not None:
+            print(quality.training_table(quality.along_training(args.checkpoints, args.seeds or quality.SEEDS)))
+            return 0
         print(quality.run(args.names, args.seeds or quality.SEEDS, record=args.record))
         return 0
     if args.command == "train-reader":

@@ -2,6 +2,7 @@
 
     python -m elslib quality                    # every shipped network, 256 seeds each
     python -m elslib quality --seeds 64 --record
+    python -m elslib quality --checkpoints training-runs/unet-zeros   # along a training run
 
 For a denoiser, :func:`measure` draws DDIM samples (20 steps) from seeds 0 .. n - 1 and reports
 what fraction the digit reader reads confidently (``metrics.recognisable``) and the Frechet
@@ -12,11 +13,13 @@ real held-out digits against other real held-out digits: the scale a network is 
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import torch
 
-from . import metrics, networks, pretrained, reader, records, sampling
+from . import data, metrics, networks, pretrained, reader, records, sampling, training
 from .checks import check_positive_int
 
 SEEDS = 256  # the Frechet distance needs many images: its covariance has 128 x 128 entries
@@ -97,3 +100,34 @@ def table(rows: dict, n: int) -> str:
         f"\n{n} images each (seeds 0 .. {n - 1}, DDIM 20 steps); real digits: {n} held-out digits against {n} others."
     )
     return "\n".join(lines) + note + "\n"
+
+
+def along_training(folder, n: int = SEEDS, progress: bool = True) -> dict[int, dict]:
+    """The records a training run kept (``NAME-stepN.pt``, see ``training.train(keep_at=...)``),
+    each judged like a shipped network, plus its novelty: the median RMS distance of its samples
+    to the nearest training digit (a copy is at 0). Returns {step: row}, in order of steps."""
+    files = sorted(Path(folder).glob("*-step*.pt"), key=_step_of)
+    if not files:
+        raise FileNotFoundError(f"no training records (NAME-stepN.pt) in {folder}")
+    train, _ = data.load("mnist")
+    ref = reference(n)
+    rows = {}
+    for path in files:
+        if progress:
+            print(f"{path.name}: sampling {n} seeds", flush=True)
+        net, _ = training.load_checkpoint(path, device="cpu")
+        x = samples(networks.as_denoiser(net), n)
+        rows[_step_of(path)] = {**judge(x, ref), "nn_distance": float(metrics.nearest_neighbours(x, train)[0].median())}
+    return rows
+
+
+def _step_of(path: Path) -> int:
+    return int(re.search(r"-step(\d+)\.pt$", path.name).group(1))
+
+
+def training_table(rows: dict[int, dict]) -> str:
+    """A Markdown table of :func:`along_training`'s rows."""
+    lines = ["| training steps | read as a digit | Frechet distance | median NN distance |", "|---|---|---|---|"]
+    for step, row in rows.items():
+        lines.append(f"| {step} | {row['recognisable']:.0%} | {row['frechet']:.2f} | {row['nn_distance']:.3f} |")
+    return "\n".join(lines) + "\n"

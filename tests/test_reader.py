@@ -113,3 +113,24 @@ def test_quality_of_a_copying_machine_is_that_of_real_digits(held_out):
     assert "| copies |" in text and "16 images each" in text
     with pytest.raises(ValueError, match="at most 500"):
         quality.reference(501)
+
+
+def test_a_training_run_is_judged_record_by_record(tmp_path):
+    from elslib import networks, quality, training
+
+    images, _ = data.load("mnist", n=64)
+    torch.manual_seed(0)
+    net = networks.ResNet(channels=4, blocks=1, target="v")
+    training.train(
+        net, images, steps=4, batch_size=8, checkpoint=tmp_path / "tiny.ckpt", keep_at=(4, 2), progress=False
+    )
+    rows = quality.along_training(tmp_path, n=4, progress=False)
+    assert list(rows) == [2, 4]
+    four, _ = training.load_checkpoint(tmp_path / "tiny-step4.pt")
+    x = quality.samples(networks.as_denoiser(four), 4)
+    assert rows[4]["recognisable"] == metrics.recognisable(x)
+    train, _ = data.load("mnist")
+    assert rows[4]["nn_distance"] == pytest.approx(float(metrics.nearest_neighbours(x, train)[0].median()))
+    assert "| 2 |" in quality.training_table(rows)
+    with pytest.raises(FileNotFoundError, match="no training records"):
+        quality.along_training(tmp_path / "empty")
