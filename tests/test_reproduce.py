@@ -1,6 +1,7 @@
 """`python -m elslib reproduce` on a tiny network: the table's numbers against independent ones."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,26 @@ def test_key_tables_get_a_share_of_free_memory_but_never_less_than_the_default(m
     for said, share, expected in [(10 * 2**30, 0.4, 4 * 2**30), (2**30, 0.4, TABLE_BUDGET), (None, 0.4, TABLE_BUDGET)]:
         monkeypatch.setattr(device, "free_memory", lambda dev, said=said: said)
         assert reproduce.table_budget(share, "cpu") == expected
+
+
+def test_train_follows_the_recipe_and_never_writes_the_package_unasked(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(net, images, **kwargs):
+        seen.update(kwargs)
+        return training.History(losses=[1.0] * kwargs["steps"], seconds=0.0)
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()}
+    path = pretrained.train("unet-zeros", steps=3, progress=False)
+    recipe = pretrained.RECIPES["unet-zeros"]
+    assert path.resolve() == tmp_path / pretrained.TRAIN_DIR / "unet-zeros.pt" and path.exists()
+    assert seen["warmup"] == recipe["warmup"] and tuple(seen["keep_at"]) == recipe["keep_at"]
+    assert (
+        seen["lr"] == recipe["lr"]
+        and Path(seen["checkpoint"]).resolve() == tmp_path / pretrained.TRAIN_DIR / "unet-zeros.ckpt"
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()} == before
+    with pytest.raises(ValueError, match="not both"):
+        pretrained.train("unet-zeros", out_dir=tmp_path, record=True)
