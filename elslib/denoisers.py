@@ -24,13 +24,12 @@ docs/architecture.md follows one sample through this contract, from the sampler 
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 from typing import Protocol, runtime_checkable
 
 import torch
 
 from . import schedules as _schedules
+from .checks import check_number
 
 
 @runtime_checkable
@@ -105,9 +104,7 @@ class Guided:
     """
 
     def __init__(self, denoiser, weight: float):
-        if isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight):
-            raise ValueError(f"weight must be a finite real number (0: no guidance, 1: conditional), got {weight!r}")
-        self.denoiser, self.weight = denoiser, float(weight)
+        self.denoiser, self.weight = denoiser, check_number(weight, "weight (0: no guidance, 1: conditional)")
         self.schedule = _own_schedule(denoiser)
 
     def __call__(self, x_t: torch.Tensor, t, label=None) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_images
+from .checks import check_images, check_number
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor):
@@ -84,8 +84,8 @@ def recognisable(images: torch.Tensor, threshold: float | None = None, reader=No
     """
     from . import reader as _reader
 
-    threshold = _reader.THRESHOLD if threshold is None else threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold < 1.0:
+    threshold = _reader.THRESHOLD if threshold is None else check_number(threshold, "threshold", low=0.0)
+    if threshold >= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1), got {threshold!r}")
     _, confidence = _reader.read(images, reader)
     return float((confidence > threshold).double().mean())

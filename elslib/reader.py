@@ -24,7 +24,6 @@ when one of the ten digit classes gets probability above the threshold.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import data
+from . import data, symmetry, training
 from .checks import check_images, check_positive_int, check_seed
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "digit-reader.pt"
@@ -79,11 +78,10 @@ class DigitReader(nn.Module):
 
 def _shift(x: torch.Tensor, gen: torch.Generator, most: int = 2) -> torch.Tensor:
     """Each image moved by its own random shift of up to `most` pixels (the border filled with -1, blank)."""
-    b, _, h, w = x.shape
-    padded = F.pad(x, (most, most, most, most), value=-1.0)
-    dy = torch.randint(0, 2 * most + 1, (b,), generator=gen)
-    dx = torch.randint(0, 2 * most + 1, (b,), generator=gen)
-    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+    b = x.shape[0]
+    dy = most - torch.randint(0, 2 * most + 1, (b,), generator=gen)
+    dx = most - torch.randint(0, 2 * most + 1, (b,), generator=gen)
+    return torch.stack([symmetry.shift(x[i], dy[i], dx[i], mode="zeros", fill=-1.0) for i in range(b)])
 
 
 def not_digits(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -140,7 +138,7 @@ def train(steps: int = 2500, batch_size: int = 128, lr: float = 2e-3, seed: int 
     reader.train()
     for step in iterator:
         for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = training.learning_rate(step, lr, steps)
         idx = torch.randint(len(x), (batch_size,), generator=gen)
         extra = not_digits(x, y, batch_size // 4, gen)
         batch = torch.cat([_shift(x[idx], gen), extra])

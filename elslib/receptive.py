@@ -179,7 +179,7 @@ def window_mask(size, pixel, patch_size: int) -> torch.Tensor:
     return rows[:, None] & cols[None, :]
 
 
-def _mass(grad: torch.Tensor) -> torch.Tensor:
+def gradient_mass(grad: torch.Tensor) -> torch.Tensor:
     """|grad| summed over channels: [H, W] or [C, H, W] -> [H, W]; [B, C, H, W] -> [B, H, W]."""
     if grad.dim() not in (2, 3, 4):
         raise ValueError(f"grad must be [H, W], [C, H, W] or [B, C, H, W], got shape {tuple(grad.shape)}")
@@ -195,7 +195,7 @@ def share_inside_window(grad: torch.Tensor, pixel, patch_size: int):
     grad: [H, W] or [C, H, W] (channels summed) -> a float in [0, 1]; [B, C, H, W] -> one share
     per image, a float64 tensor [B]. An all-zero gradient has share 0.
     """
-    mass = _mass(grad)
+    mass = gradient_mass(grad)
     inside = (mass * window_mask(mass.shape[-2:], pixel, patch_size)).sum((-2, -1))
     share = inside / mass.sum((-2, -1)).clamp_min(1e-300)
     return share if grad.dim() == 4 else float(share)

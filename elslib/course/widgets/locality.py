@@ -129,7 +129,7 @@ class LocalityProbe(Explorer):
             x0 = self.images[index : index + 1]
             x_t = self.schedule.add_noise(x0, t, helpers.noise(tuple(x0.shape[1:]), seed))
             grad = receptive.gradient_map(self.denoiser, x_t, t, (row, col))
-            return x_t[0], grad[0].abs().double().sum(0).cpu()
+            return x_t[0], receptive.gradient_mass(grad[0])
 
         return self._grads.get_or((row, col, t, index, seed), compute)
 
