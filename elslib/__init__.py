@@ -17,6 +17,7 @@ Two layers (docs/architecture.md). The science, one concern per module:
 - ``reader``: a small digit classifier, to tell whether samples read as digits;
 - ``quality``, ``reproduce``: do the networks' samples read as digits; the paper's headline
   comparison, CNN vs machines (both imported on demand); ``records``: what long runs measured;
+- ``papers``: the figures the course cites from papers, each with its source;
 - ``checks``, ``device``: argument checks; CPU or GPU.
 
 The course on top, imported on demand: ``elslib.course`` (fast mode, the setup cell), with
@@ -36,6 +37,7 @@ from . import (
     metrics,
     morphogenesis,
     networks,
+    papers,
     plots,
     pretrained,
     reader,
@@ -71,6 +73,7 @@ __all__ = [
     "metrics",
     "morphogenesis",
     "networks",
+    "papers",
     "plots",
     "pretrained",
     "quality",

@@ -104,6 +104,7 @@ def calibrate(
     schedule=None,
     search: str = "full",
     progress: bool = True,
+    similarity=cosine_similarity,
 ) -> ScaleSchedule:
     """Measure the patch-size schedule under which a machine best imitates a network.
 
@@ -121,6 +122,8 @@ def calibrate(
             tried. P(t) changes slowly with t, so this finds the same answer as the full search
             whenever the similarity has a single peak in P, for a third of the machine calls.
             Sizes not tried are NaN in ``similarity``.
+        similarity: ``(machine images [B, C, H, W], network images) -> [B]``, larger = more alike; the
+            paper's rule, and the default, is the cosine similarity of the two predictions as vectors.
 
     Returns a :class:`ScaleSchedule` (median over seeds of the best P at each step).
     """
@@ -129,6 +132,8 @@ def calibrate(
     seeds = [check_seed(s, "seeds entry") for s in seeds]
     if not seeds:
         raise ValueError("seeds must name at least one seed")
+    if not callable(similarity):
+        raise TypeError(f"similarity must be a function (images, images) -> [B], got {type(similarity).__name__}")
     c, h, w = shape
     sizes = sorted(patch_sizes) if patch_sizes is not None else list(range(1, max(h, w) + 1, 2))
     sizes = [check_odd(p, "patch_sizes entry") for p in sizes]
@@ -146,7 +151,7 @@ def calibrate(
                 machines.pop(next(iter(machines)))
             machines[j] = make_machine(sizes[j])
             schedule_of(machines[j], sched)  # the machine must read t as the network does (raises if not)
-        sim[:, i, j] = cosine_similarity(machines[j](traj.x[i], float(traj.times[i])), traj.x0_hat[i])
+        sim[:, i, j] = torch.as_tensor(similarity(machines[j](traj.x[i], float(traj.times[i])), traj.x0_hat[i])).float()
 
     def median_best(i: int) -> int:
         best = torch.nan_to_num(sim[:, i], nan=-float("inf")).argmax(dim=1)  # [seeds]

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import check_images, check_odd, check_positive_int, check_seed
+from .data import INK
 from .machines.patches import hash_coefficients, row_hash
 
 MAX_BITS = 49  # windows of up to 7 x 7 pixels fit into an int64 code (with room for a length)
@@ -127,8 +128,9 @@ def _count_distinct(images: torch.Tensor, patch_size: int, per_position: bool, c
 # --------------------------------------------------------------------------- binary windows
 
 
-def binarise(images: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
-    """Grey images [N, 1, H, W] in [-1, 1] -> bool [N, H, W]: True where the pixel is above threshold."""
+def binarise(images: torch.Tensor, threshold: float = INK) -> torch.Tensor:
+    """Grey images [N, 1, H, W] in [-1, 1] -> bool [N, H, W]: True where the pixel is above threshold
+    (the course's ink threshold ``data.INK`` by default)."""
     check_images(images, "images", channels=1)
     return images[:, 0] > threshold
 

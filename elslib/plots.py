@@ -98,16 +98,25 @@ def mosaic_image(source_index, n_sources: int | None = None, seed: int = 0, mask
     return rgb
 
 
-def ink_mask(image, threshold: float = -0.5) -> np.ndarray:
-    """Pixels of a [-1, 1] grey image [1, H, W] brighter than `threshold`: the strokes of a digit."""
+def ink_mask(image, threshold: float | None = None) -> np.ndarray:
+    """The strokes of grey [-1, 1] images: pixels brighter than `threshold` (default ``data.INK``, mid-grey).
+
+    image: one image [1, H, W] or [H, W] -> bool [H, W]; a batch [B, 1, H, W] -> bool [B, H, W].
+    """
+    from .data import INK
+
     x = image.detach().cpu() if isinstance(image, torch.Tensor) else torch.as_tensor(image)
-    return (x.reshape(x.shape[-2:]) > threshold).numpy()
+    if x.ndim >= 3:
+        if x.shape[-3] != 1:
+            raise ValueError(f"image must have one (grey) channel, got shape {tuple(x.shape)}")
+        x = x.select(-3, 0)
+    return (x > (INK if threshold is None else threshold)).numpy()
 
 
 def show_mosaic(ax, source_index, title: str | None = None, image=None) -> None:
     """Draw a patch mosaic on a matplotlib axis: each pixel coloured by its source training image.
 
-    image: optional [1, H, W] sample; when given, only its ink (pixels above -0.5) is coloured.
+    image: optional [1, H, W] sample; when given, only its ink (``ink_mask``) is coloured.
     """
     mask = None if image is None else ink_mask(image)
     ax.imshow(mosaic_image(source_index, mask=mask), interpolation="nearest")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from elslib import calibration, metrics
+from elslib import calibration, metrics, sampling
 from elslib.machines import IdealDenoiser
 
 
@@ -97,3 +97,31 @@ def test_local_search_finds_what_the_full_search_finds_with_fewer_calls():
     assert found["local"][1] < found["full"][1] / 2
     with pytest.raises(ValueError, match="search"):
         calibration.calibrate(network, make, (1, 8, 8), seeds=[0], patch_sizes=sizes, steps=2, search="greedy")
+
+
+def test_calibration_takes_any_similarity_and_records_what_it_measured():
+    from elslib.machines import ELSDenoiser
+
+    g = torch.Generator().manual_seed(2)
+    images = (torch.rand(12, 1, 8, 8, generator=g) > 0.6).float() * 2 - 1
+    network = ELSDenoiser(images, patch_size=3, padding="circular")
+    make = lambda p: ELSDenoiser(images, patch_size=p, padding="circular")
+    kw = dict(seeds=range(2), patch_sizes=[1, 3, 5], steps=4, progress=False)
+    by_r = calibration.calibrate(network, make, (1, 8, 8), similarity=metrics.pearson_r, **kw)
+    by_cos = calibration.calibrate(network, make, (1, 8, 8), **kw)
+    # the stored similarities are the chosen measure's, recomputed here from the definitions
+    _, traj = sampling.ddim(
+        network,
+        torch.cat([sampling.noise_like((1, 1, 8, 8), seed=s) for s in (0, 1)]),
+        steps=4,
+        return_trajectory=True,
+        progress=False,
+    )
+    for i in range(4):
+        out = make(5)(traj.x[i], float(traj.times[i]))
+        assert torch.allclose(by_r.similarity[:, i, 2], metrics.pearson_r(out, traj.x0_hat[i]).float(), atol=1e-5)
+        assert torch.allclose(
+            by_cos.similarity[:, i, 2], metrics.cosine_similarity(out, traj.x0_hat[i]).float(), atol=1e-5
+        )
+    with pytest.raises(TypeError, match="similarity"):
+        calibration.calibrate(network, make, (1, 8, 8), similarity="pearson", **kw)

@@ -1,4 +1,4 @@
-"""elslib.morphogenesis: the Gray-Scott toy of chapter 08 against properties known in advance."""
+"""elslib.morphogenesis: the Gray-Scott toy of chapter 11 against properties known in advance."""
 
 import math
 

@@ -2,6 +2,7 @@
 (saying so clearly) and pass on the worked solutions."""
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ CELLS = exercise_cells()
 
 def defined_function(source: str):
     """Run a cell that defines one function; return that function."""
-    namespace = {"torch": torch, "math": math}
+    namespace = {"torch": torch, "math": math, "re": re}
     exec(compile(source, "<exercise cell>", "exec"), namespace)
     functions = [v for k, v in namespace.items() if callable(v) and getattr(v, "__module__", None) is None]
     functions = [f for f in functions if f.__code__.co_filename == "<exercise cell>"]

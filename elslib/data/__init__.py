@@ -32,10 +32,13 @@ DATASETS = {
 OFFLINE = ("mnist", "digits", "faces", "photos")
 # The paper pads 28x28 MNIST-style images to 32x32 so that U-Nets can halve it three times.
 PAD_TO_32 = {"mnist", "mnist-full", "fashion-mnist"}
+INK = 0.0
+"""The course's one ink threshold: a grey pixel in [-1, 1] brighter than mid-grey is ink (a stroke)."""
 
 __all__ = [
     "DATASETS",
     "OFFLINE",
+    "INK",
     "DatasetUnavailable",
     "available",
     "cache_dir",

@@ -1,5 +1,5 @@
-"""Exercises of chapter 07: the ELS machine (one output pixel of circular ELS, the calibration rule,
-Pearson r)."""
+"""Exercises of chapter 07: the ELS machine (the boundary rule of the zero-padded machine, one output
+pixel of circular ELS)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from ... import sampling, schedules
-from ...calibration import best_patch_sizes
 from .framework import Case, CheckResult, Exercise, _matches, softmax_average
 from .framework import random_images as _images
 from .framework import run_cases as _run
@@ -23,7 +22,7 @@ def _case(description, args, expected, hint, mistakes, **tolerance) -> Case:
     return Case(description, args, expected, hint, mistakes=kept, **tolerance)
 
 
-# --------------------------------------------------------------------------- 7.1 one pixel of circular ELS
+# --------------------------------------------------------------------------- 7.2 one pixel of circular ELS
 
 
 def _ref_els_pixel(x_t, t, train, patch_size, row, col, schedule):
@@ -59,7 +58,7 @@ def _els_pixel_brute(x_t, t, train, p, row, col, schedule, mode="circular", same
 
 
 def check_els_pixel(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 7.1: ``els_pixel(x_t, t, train, patch_size, row, col, schedule) -> [B, C]``, the circular ELS
+    """Exercise 7.2: ``els_pixel(x_t, t, train, patch_size, row, col, schedule) -> [B, C]``, the circular ELS
     machine's output at one pixel: a softmax over every wrapped P x P patch of every training image, at
     every position. Compared with ``elslib.machines.ELSDenoiser(train, patch_size, padding="circular")``."""
     cos = schedules.cosine()
@@ -114,154 +113,90 @@ def check_els_pixel(fn: Callable, quiet: bool = False) -> CheckResult:
             atol=1e-3,
         )
     )
-    return _run("7.1", fn, cases, quiet)
-
-
-# --------------------------------------------------------------------------- 7.2 the calibration rule
-
-
-def _ref_calibrated_patch_sizes(similarity, sizes):
-    """Plain Python: each seed's best size at each step (NaN = not tried), then the lower median."""
-    sim = torch.as_tensor(similarity, dtype=torch.float64)
-    n_seeds, n_steps, n_sizes = sim.shape
-    out = []
-    for i in range(n_steps):
-        best = []
-        for k in range(n_seeds):
-            tried = [j for j in range(n_sizes) if not torch.isnan(sim[k, i, j])]
-            j_best = max(tried, key=lambda j: float(sim[k, i, j]))  # first of equals, as argmax
-            best.append(int(sizes[j_best]))
-        best.sort()
-        out.append(best[(len(best) - 1) // 2])
-    return torch.tensor(out, dtype=torch.int64)
-
-
-def _toy_similarity(seeds, steps, sizes, seed, holes=False):
-    """Made-up cosine similarities with one peak per (seed, step), the peak drifting with the step."""
-    gen = torch.Generator().manual_seed(seed)
-    k = len(sizes)
-    centre = torch.linspace(k - 1.5, 0.5, steps)[None, :] + 1.2 * torch.randn(seeds, steps, generator=gen)
-    j = torch.arange(k, dtype=torch.float32)
-    sim = (
-        0.95 - 0.02 * (j[None, None, :] - centre[:, :, None]) ** 2 + 0.002 * torch.rand(seeds, steps, k, generator=gen)
-    )
-    if holes:  # a local search: far from the peak, nothing was measured
-        tried = centre.round().clamp(0, k - 1)[:, :, None]
-        sim[(j[None, None, :] - tried).abs() > 1] = float("nan")
-    return sim
-
-
-def check_calibrated_patch_sizes(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 7.2: ``calibrated_patch_sizes(similarity, sizes) -> int64 [steps]``. similarity is
-    [seeds, steps, len(sizes)] (cosine similarity of the ELS output with each P to the network's, NaN
-    where a size was not tried); for each seed and step pick the P with the largest similarity, then
-    take the median over seeds (the lower middle value for an even number of seeds)."""
-    sizes = [1, 3, 5, 7, 9, 11]
-    hint = (
-        "For each seed and step: the size whose similarity is largest (argmax over the last axis, then look the "
-        "index up in sizes). Then, for each step, the median over the seeds of those sizes; with an even number "
-        "of seeds take the lower of the two middle values (torch.median does), so the answer is always one of "
-        "the sizes. Return an int64 tensor [steps]."
-    )
-    cases = []
-    for what, seeds, steps, seed, holes in [
-        ("one seed, 5 steps: the best size at each step", 1, 5, 90, False),
-        ("three seeds, 6 steps: the median of the three best sizes", 3, 6, 91, False),
-        ("four seeds, 8 steps: an even number of seeds takes the lower median", 4, 8, 92, False),
-        ("five seeds, 10 steps, NaN where a size was not tried (a local search)", 5, 10, 93, True),
-    ]:
-        sim = _toy_similarity(seeds, steps, sizes, seed, holes)
-        best = best_patch_sizes(sim, sizes)
-        mistakes = [
-            (
-                torch.nan_to_num(sim, nan=-float("inf")).argmax(dim=2).median(dim=0).values,
-                "These are positions in the list of sizes, not patch sizes: look them up, sizes[j].",
-            ),
-            (
-                best.float().mean(dim=0),
-                "That is the mean of the best sizes over seeds; the rule takes the median (robust to an odd seed, "
-                "and always one of the sizes tried).",
-            ),
-            (
-                torch.tensor(sizes)[torch.nan_to_num(sim.nanmean(dim=0), nan=-float("inf")).argmax(dim=1)],
-                "You averaged the similarities over the seeds and then chose one size. The rule chooses a size for "
-                "each seed first, then takes the median of those choices.",
-            ),
-            (
-                torch.tensor(sizes)[torch.nan_to_num(sim, nan=float("inf")).argmin(dim=2)].median(dim=0).values,
-                "The best size has the LARGEST cosine similarity (argmax), not the smallest.",
-            ),
-        ]
-        if seeds % 2 == 0:
-            upper = best.sort(dim=0).values[seeds // 2]
-            mistakes.append((upper, "With an even number of seeds, take the LOWER of the two middle values."))
-        if holes:
-            mistakes.append(
-                (
-                    torch.tensor(sizes)[sim.argmax(dim=2)].median(dim=0).values,
-                    "torch.argmax treats NaN as the largest value: replace NaN by -inf first "
-                    "(torch.nan_to_num(similarity, nan=-float('inf'))).",
-                )
-            )
-        # compared as floats, so that a fractional answer (a mean) cannot pass by rounding down
-        expected = _ref_calibrated_patch_sizes(sim, sizes).double()
-        cases.append(_case(what, (sim, list(sizes)), expected, hint, mistakes, atol=1e-9, rtol=0.0))
     return _run("7.2", fn, cases, quiet)
 
 
-# --------------------------------------------------------------------------- 7.3 Pearson r
+# --------------------------------------------------------------------------- 7.1 the boundary rule
 
 
-def _ref_pearson_r(a, b):
-    from ...metrics import pearson_r
+def _ref_candidate_positions(row, col, patch_size, size):
+    """The library's rule (machines.els.axis_classes), one axis at a time: [H, W] bool."""
+    from ...machines.els import axis_classes
 
-    return pearson_r(a, b)
+    r = int(patch_size) // 2
+
+    def axis(i: int, n: int) -> torch.Tensor:
+        own = next(c for c in axis_classes(n, r) if i in c)
+        out = torch.zeros(n, dtype=torch.bool)
+        out[own] = True
+        return out
+
+    h, w = size
+    return axis(int(row), h)[:, None] & axis(int(col), w)[None, :]
 
 
-def check_pearson_r(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 7.3: ``pearson_r(a, b) -> [B]``, the Pearson correlation of image i of `a` with image i of
-    `b` over their pixels (all channels). Compared with ``elslib.metrics.pearson_r``."""
-    from ...metrics import cosine_similarity
+def _positions_brute(row, col, p, size, inner=lambda i, n, r: r <= i < n - r, edge_own=True):
+    """Straight from the definition, with switches that build the known mistakes."""
+    h, w = size
+    r = p // 2
 
-    a = _images((4, 1, 6, 6), 95) * 2 - 0.6  # dark backgrounds, like digits: the mean matters
-    noise = sampling.noise_like((4, 1, 6, 6), seed=96)
-    b = 0.8 * a + 0.3 * noise - 0.2
-    colour_a, colour_b = _images((3, 3, 4, 5), 97), _images((3, 3, 4, 5), 98)
+    def axis(i, n):
+        if inner(i, n, r):
+            return [inner(j, n, r) for j in range(n)]
+        return [j == i if edge_own else inner(j, n, r) or j == i for j in range(n)]
+
+    return torch.tensor(axis(row, h))[:, None] & torch.tensor(axis(col, w))[None, :]
+
+
+def check_candidate_positions(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 7.1: ``candidate_positions(row, col, patch_size, size) -> bool [H, W]``: where the training
+    patches that compete for output pixel (row, col) of the boundary-broken (zero-padded) ELS machine may be
+    centred. Per axis: a coordinate closer than P // 2 to an edge allows only itself; an interior one allows
+    every interior coordinate. Compared with the rule of ``elslib.machines.ELSDenoiser(padding="zeros")``."""
     hint = (
-        "For each pair of images: flatten both, subtract each image's own mean, then "
-        "r = sum(a' b') / (||a'|| ||b'||). Return one r per image of the batch, shape [B]."
+        "Decide each axis on its own, then combine them: mask = rows[:, None] & cols[None, :]. On an axis of "
+        "length n with r = P // 2, a coordinate i with r <= i < n - r is interior and allows every interior "
+        "coordinate; any other coordinate allows only itself."
     )
     cases = []
-    for what, x, y in [
-        ("four noisy copies of images with dark backgrounds", a, b),
-        ("b = 2 a + 3 (a perfect linear relation: r = 1)", a, 2 * a + 3),
-        ("b = -a (r = -1)", a, -a),
-        ("three pairs of unrelated 3-channel images", colour_a, colour_b),
+    for what, args in [
+        ("an interior pixel (16, 12) of a 32x32 image, P = 7", (16, 12, 7, (32, 32))),
+        ("pixel (1, 20): near the top edge, interior across, P = 7", (1, 20, 7, (32, 32))),
+        ("the corner pixel (30, 2), P = 7: only its own position", (30, 2, 7, (32, 32))),
+        ("the first interior row, pixel (3, 3) of a 12x9 image, P = 7", (3, 3, 7, (12, 9))),
+        ("P = 1: every pixel is interior", (0, 8, 1, (6, 9))),
+        ("P = 13 on a 10x10 image: no interior at all", (5, 4, 13, (10, 10))),
     ]:
-        expected = _ref_pearson_r(x, y)
-        xf, yf = x.flatten(1).double(), y.flatten(1).double()
-        xb, yb = xf - xf.mean(), yf - yf.mean()
+        row, col, p, size = args
         mistakes = [
             (
-                cosine_similarity(x, y),
-                "That is the cosine similarity (used to calibrate P): Pearson's r first subtracts each image's mean.",
+                torch.ones(size, dtype=torch.double),
+                "Every position is allowed here: that is the circular machine. With zero padding a pixel near an "
+                "edge can tell where it is, so it may use only patches at its own coordinate on that axis.",
             ),
-            (expected**2, "That is r^2; return r itself (with its sign)."),
             (
-                ((xb * yb).sum(1) / (xb.norm(dim=1) * yb.norm(dim=1))).float(),
-                "Subtract each image's OWN mean (mean over its pixels, keepdim=True), not the mean of the whole batch.",
+                _positions_brute(row, col, p, size, edge_own=False).double(),
+                "A coordinate near an edge allows ONLY itself, not the interior as well.",
+            ),
+            (
+                _positions_brute(row, col, p, size, inner=lambda i, n, r: r < i < n - 1 - r).double(),
+                "Off by one: the interior of an axis is r <= i < n - r (the window just fits inside the frame).",
+            ),
+            (
+                _positions_brute(row, col, p, size, inner=lambda i, n, r: 2 * r + 1 <= i < n - 2 * r - 1).double(),
+                "The distance to the edge is compared with the radius r = P // 2, not with P.",
             ),
         ]
-        cases.append(_case(what, (x, y), expected, hint, mistakes, atol=1e-5, rtol=1e-4))
-    return _run("7.3", fn, cases, quiet)
+        expected = _ref_candidate_positions(*args).double()
+        cases.append(_case(what, args, expected, hint, mistakes, atol=0.0, rtol=0.0))
+    return _run("7.1", fn, cases, quiet)
 
 
 EXERCISES: dict[str, Exercise] = {
-    "7.1": Exercise("one output pixel of the circular ELS machine", check_els_pixel, _ref_els_pixel),
-    "7.2": Exercise(
-        "the calibration rule: best patch size per seed, median over seeds",
-        check_calibrated_patch_sizes,
-        _ref_calibrated_patch_sizes,
+    "7.1": Exercise(
+        "where the candidate patches of the boundary-broken ELS machine may be centred",
+        check_candidate_positions,
+        _ref_candidate_positions,
     ),
-    "7.3": Exercise("Pearson correlation between images", check_pearson_r, _ref_pearson_r),
+    "7.2": Exercise("one output pixel of the circular ELS machine", check_els_pixel, _ref_els_pixel),
 }

@@ -1,188 +1,162 @@
-"""Exercises of chapter 08: counting patches, and the Gray-Scott model of morphogenesis."""
+"""Exercises of chapter 08: ELS predicts the CNN (the calibration rule, Pearson r)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ... import combinatorics, morphogenesis
-from .framework import Case, CheckResult, Exercise
+from ... import sampling
+from ...calibration import best_patch_sizes
+from .ch07 import _case
+from .framework import CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
-# --------------------------------------------------------------------------- 8.1 distinct patches
+# --------------------------------------------------------------------------- 8.1 the calibration rule
 
 
-def _ref_distinct_patches_at(images, patch_size):
-    return combinatorics.distinct_patches_per_position(images, patch_size)
+def _ref_calibrated_patch_sizes(similarity, sizes):
+    """Plain Python: each seed's best size at each step (NaN = not tried), then the lower median."""
+    sim = torch.as_tensor(similarity, dtype=torch.float64)
+    n_seeds, n_steps, n_sizes = sim.shape
+    out = []
+    for i in range(n_steps):
+        best = []
+        for k in range(n_seeds):
+            tried = [j for j in range(n_sizes) if not torch.isnan(sim[k, i, j])]
+            j_best = max(tried, key=lambda j: float(sim[k, i, j]))  # first of equals, as argmax
+            best.append(int(sizes[j_best]))
+        best.sort()
+        out.append(best[(len(best) - 1) // 2])
+    return torch.tensor(out, dtype=torch.int64)
 
 
-def _with_duplicates(shape, seed: int, copies: int) -> torch.Tensor:
-    """Random images in which the first `copies` are repeated, and rounded to a few grey levels
-    so that equal patches also occur by chance, as in real digits with their blank background."""
-    x = (_images(shape, seed) * 2).clamp(-1, 1)
-    x = torch.where(x.abs() < 0.35, torch.full_like(x, -1.0), (x * 2).round() / 2)
-    return torch.cat([x, x[:copies]])
+def _toy_similarity(seeds, steps, sizes, seed, holes=False):
+    """Made-up cosine similarities with one peak per (seed, step), the peak drifting with the step."""
+    gen = torch.Generator().manual_seed(seed)
+    k = len(sizes)
+    centre = torch.linspace(k - 1.5, 0.5, steps)[None, :] + 1.2 * torch.randn(seeds, steps, generator=gen)
+    j = torch.arange(k, dtype=torch.float32)
+    sim = (
+        0.95 - 0.02 * (j[None, None, :] - centre[:, :, None]) ** 2 + 0.002 * torch.rand(seeds, steps, k, generator=gen)
+    )
+    if holes:  # a local search: far from the peak, nothing was measured
+        tried = centre.round().clamp(0, k - 1)[:, :, None]
+        sim[(j[None, None, :] - tried).abs() > 1] = float("nan")
+    return sim
 
 
-def check_distinct_patches_at(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 8.1: ``distinct_patches_at(images, patch_size) -> [H, W]``: at each pixel, how many
-    different P x P patches (zero padded, centred on the pixel) the images have. Compared with
-    ``elslib.combinatorics.distinct_patches_per_position``."""
-    grey = _with_duplicates((5, 1, 5, 6), 80, 2)
-    blank_top = grey.clone()
-    blank_top[:, :, :2] = -1.0  # every image blank in the top two rows
-    colour = _with_duplicates((4, 3, 4, 4), 81, 1)
-    colour[:, 0] = colour[0, 0]  # every image has the same first channel: only the others tell them apart
+def check_calibrated_patch_sizes(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 8.1: ``calibrated_patch_sizes(similarity, sizes) -> int64 [steps]``. similarity is
+    [seeds, steps, len(sizes)] (cosine similarity of the ELS output with each P to the network's, NaN
+    where a size was not tried); for each seed and step pick the P with the largest similarity, then
+    take the median over seeds (the lower middle value for an even number of seeds)."""
+    sizes = [1, 3, 5, 7, 9, 11]
     hint = (
-        "Pad each image with P // 2 zeros on every side (F.pad(images, (r, r, r, r))), cut the P x P patch "
-        "centred on pixel (i, j) of every image, flatten each to a vector (all channels), and count the distinct "
-        "rows with torch.unique(patches, dim=0).shape[0]. The result has one count per pixel, shape [H, W]."
+        "For each seed and step: the size whose similarity is largest (argmax over the last axis, then look the "
+        "index up in sizes). Then, for each step, the median over the seeds of those sizes; with an even number "
+        "of seeds take the lower of the two middle values (torch.median does), so the answer is always one of "
+        "the sizes. Return an int64 tensor [steps]."
     )
     cases = []
-    for what, x, p in [
-        ("P = 1: distinct pixel values at each pixel", grey, 1),
-        ("5 grey images + 2 copies, P = 3", grey, 3),
-        ("the same images with a blank top: few distinct patches up there", blank_top, 3),
-        ("colour images (3 channels) that differ only in channels 2 and 3, P = 3", colour, 3),
+    for what, seeds, steps, seed, holes in [
+        ("one seed, 5 steps: the best size at each step", 1, 5, 90, False),
+        ("three seeds, 6 steps: the median of the three best sizes", 3, 6, 91, False),
+        ("four seeds, 8 steps: an even number of seeds takes the lower median", 4, 8, 92, False),
+        ("five seeds, 10 steps, NaN where a size was not tried (a local search)", 5, 10, 93, True),
     ]:
-        n, _, h, w = x.shape
-        counts = _ref_distinct_patches_at(x, p)
-        r = p // 2
-        no_pad = counts[r : h - r, r : w - r] if r else counts
+        sim = _toy_similarity(seeds, steps, sizes, seed, holes)
+        best = best_patch_sizes(sim, sizes)
         mistakes = [
-            (torch.full((h, w), float(n)), "Count the *distinct* patches: copies of the same patch count once."),
             (
-                no_pad.double(),
-                "Pad the images first: with P // 2 pixels of zeros around them every pixel, the border too, "
-                "has a patch, and the result is [H, W].",
+                torch.nan_to_num(sim, nan=-float("inf")).argmax(dim=2).median(dim=0).values,
+                "These are positions in the list of sizes, not patch sizes: look them up, sizes[j].",
+            ),
+            (
+                best.float().mean(dim=0),
+                "That is the mean of the best sizes over seeds; the rule takes the median (robust to an odd seed, "
+                "and always one of the sizes tried).",
+            ),
+            (
+                torch.tensor(sizes)[torch.nan_to_num(sim.nanmean(dim=0), nan=-float("inf")).argmax(dim=1)],
+                "You averaged the similarities over the seeds and then chose one size. The rule chooses a size for "
+                "each seed first, then takes the median of those choices.",
+            ),
+            (
+                torch.tensor(sizes)[torch.nan_to_num(sim, nan=float("inf")).argmin(dim=2)].median(dim=0).values,
+                "The best size has the LARGEST cosine similarity (argmax), not the smallest.",
             ),
         ]
-        if x.shape[1] > 1:
-            first = _ref_distinct_patches_at(x[:, :1].contiguous(), p).double()
-            mistakes.append((first, "A patch holds all channels: flatten the [C, P, P] patch, not one channel."))
-        cases.append(Case(what, (x, p), counts.double(), hint, atol=1e-9, rtol=0.0, mistakes=mistakes))
+        if seeds % 2 == 0:
+            upper = best.sort(dim=0).values[seeds // 2]
+            mistakes.append((upper, "With an even number of seeds, take the LOWER of the two middle values."))
+        if holes:
+            mistakes.append(
+                (
+                    torch.tensor(sizes)[sim.argmax(dim=2)].median(dim=0).values,
+                    "torch.argmax treats NaN as the largest value: replace NaN by -inf first "
+                    "(torch.nan_to_num(similarity, nan=-float('inf'))).",
+                )
+            )
+        # compared as floats, so that a fractional answer (a mean) cannot pass by rounding down
+        expected = _ref_calibrated_patch_sizes(sim, sizes).double()
+        cases.append(_case(what, (sim, list(sizes)), expected, hint, mistakes, atol=1e-9, rtol=0.0))
     return _run("8.1", fn, cases, quiet)
 
 
-# --------------------------------------------------------------------------- 8.2 laplacian
+# --------------------------------------------------------------------------- 8.2 Pearson r
 
 
-def _ref_laplacian(f):
-    out = morphogenesis.laplacian(torch.as_tensor(f, dtype=torch.float64).numpy())
-    return torch.from_numpy(out)
+def _ref_pearson_r(a, b):
+    from ...metrics import pearson_r
+
+    return pearson_r(a, b)
 
 
-def _zero_padded_laplacian(f):
-    f = torch.as_tensor(f, dtype=torch.float64)
-    p = F.pad(f[None, None], (1, 1, 1, 1))[0, 0]
-    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * f
+def check_pearson_r(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 8.2: ``pearson_r(a, b) -> [B]``, the Pearson correlation of image i of `a` with image i of
+    `b` over their pixels (all channels). Compared with ``elslib.metrics.pearson_r``."""
+    from ...metrics import cosine_similarity
 
-
-def check_laplacian(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 8.2: ``laplacian(f) -> [H, W]``, the 5-point Laplacian on a periodic grid:
-    f[i+1, j] + f[i-1, j] + f[i, j+1] + f[i, j-1] - 4 f[i, j], indices wrapping around."""
-    h, w = 8, 10
-    i, j = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
-    wave = torch.cos(2 * math.pi * (2 * i / h + 3 * j / w))
-    eig = 2 * math.cos(2 * math.pi * 2 / h) + 2 * math.cos(2 * math.pi * 3 / w) - 4
-    corner = torch.zeros(5, 6, dtype=torch.float64)
-    corner[0, 0] = 1.0
-    noise = torch.from_numpy(np.random.default_rng(82).standard_normal((6, 7)))
+    a = _images((4, 1, 6, 6), 95) * 2 - 0.6  # dark backgrounds, like digits: the mean matters
+    noise = sampling.noise_like((4, 1, 6, 6), seed=96)
+    b = 0.8 * a + 0.3 * noise - 0.2
+    colour_a, colour_b = _images((3, 3, 4, 5), 97), _images((3, 3, 4, 5), 98)
     hint = (
-        "Add the four neighbours and subtract 4 times the centre. Periodic means the grid wraps around: "
-        "torch.roll(f, shifts=1, dims=0) is f[i - 1, j] with row -1 taken from the last row."
+        "For each pair of images: flatten both, subtract each image's own mean, then "
+        "r = sum(a' b') / (||a'|| ||b'||). Return one r per image of the batch, shape [B]."
     )
     cases = []
-    for what, f, expected in [
-        (
-            "a plane wave cos(2 pi (2i/8 + 3j/10)): the answer is (2cos(2pi 2/8) + 2cos(2pi 3/10) - 4) f",
-            wave,
-            eig * wave,
-        ),
-        ("a single 1 in the corner (its neighbours wrap around)", corner, _ref_laplacian(corner)),
-        ("random values on a 6 x 7 grid", noise, _ref_laplacian(noise)),
+    for what, x, y in [
+        ("four noisy copies of images with dark backgrounds", a, b),
+        ("b = 2 a + 3 (a perfect linear relation: r = 1)", a, 2 * a + 3),
+        ("b = -a (r = -1)", a, -a),
+        ("three pairs of unrelated 3-channel images", colour_a, colour_b),
     ]:
+        expected = _ref_pearson_r(x, y)
+        xf, yf = x.flatten(1).double(), y.flatten(1).double()
+        xb, yb = xf - xf.mean(), yf - yf.mean()
         mistakes = [
-            (_zero_padded_laplacian(f), "The grid is periodic: wrap around (torch.roll), do not pad with zeros."),
-            (-expected, "Mind the sign: neighbours count +1 each, the centre -4."),
-            (expected + 4 * f, "Subtract 4 times the centre value (the Laplacian of a constant is 0)."),
+            (
+                cosine_similarity(x, y),
+                "That is the cosine similarity (used to calibrate P): Pearson's r first subtracts each image's mean.",
+            ),
+            (expected**2, "That is r^2; return r itself (with its sign)."),
+            (
+                ((xb * yb).sum(1) / (xb.norm(dim=1) * yb.norm(dim=1))).float(),
+                "Subtract each image's OWN mean (mean over its pixels, keepdim=True), not the mean of the whole batch.",
+            ),
         ]
-        cases.append(Case(what, (f,), expected, hint, atol=1e-9, rtol=1e-9, mistakes=mistakes))
+        cases.append(_case(what, (x, y), expected, hint, mistakes, atol=1e-5, rtol=1e-4))
     return _run("8.2", fn, cases, quiet)
-
-
-# --------------------------------------------------------------------------- 8.3 gray-scott step
-
-
-def _ref_gray_scott_step(u, v, feed, kill, du, dv, dt):
-    u2, v2 = morphogenesis.step(
-        torch.as_tensor(u, dtype=torch.float64).numpy(),
-        torch.as_tensor(v, dtype=torch.float64).numpy(),
-        feed,
-        kill,
-        du,
-        dv,
-        dt,
-    )
-    return torch.from_numpy(u2), torch.from_numpy(v2)
-
-
-def check_gray_scott_step(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 8.3: ``gray_scott_step(u, v, feed, kill, du, dv, dt) -> (u_next, v_next)``: one
-    explicit Euler step of the Gray-Scott equations on a periodic grid. Compared with
-    ``elslib.morphogenesis.step``."""
-    rng = np.random.default_rng(83)
-    u = torch.from_numpy(rng.uniform(0.3, 1.0, (6, 7)))
-    v = torch.from_numpy(rng.uniform(0.0, 0.4, (6, 7)))
-    u_flat, v_flat = torch.full((5, 5), 0.6, dtype=torch.float64), torch.full((5, 5), 0.2, dtype=torch.float64)
-    hint = (
-        "u_next = u + dt (du lap(u) - u v^2 + F (1 - u)) and v_next = v + dt (dv lap(v) + u v^2 - (F + k) v), "
-        "with the periodic 5-point Laplacian of exercise 8.2 written inside the function (torch.roll)."
-    )
-    cases = []
-    for what, args in [
-        ("random fields, the stripes preset, dt = 1", (u, v, 0.04, 0.06, 0.16, 0.08, 1.0)),
-        ("uniform fields: no diffusion, only the reaction", (u_flat, v_flat, 0.03, 0.062, 0.16, 0.08, 1.0)),
-        ("random fields, other rates and dt = 0.5", (u, v, 0.025, 0.05, 0.2, 0.1, 0.5)),
-    ]:
-        uu, vv, f, k, du, dv, dt = args
-        expected = _ref_gray_scott_step(*args)
-        uvv = uu * vv * vv
-        lap = lambda a: _ref_laplacian(a)
-        mistakes = [
-            (
-                (uu + dt * (du * lap(uu) - uvv + f * (1 - uu)), vv + dt * (dv * lap(vv) + uvv - f * vv)),
-                "v is removed at rate F + k (feed plus kill), not F alone.",
-            ),
-            (
-                (uu + dt * (du * lap(uu) + uvv + f * (1 - uu)), vv + dt * (dv * lap(vv) - uvv - (f + k) * vv)),
-                "Signs of the reaction: u + 2v -> 3v uses up u (-u v^2 in u) and makes v (+u v^2 in v).",
-            ),
-            (
-                (uu + du * lap(uu) - uvv + f * (1 - uu), vv + dv * lap(vv) + uvv - (f + k) * vv),
-                "Multiply the whole rate by dt: x_next = x + dt * (rate of x).",
-            ),
-            (
-                (
-                    uu + dt * (du * _zero_padded_laplacian(uu) - uvv + f * (1 - uu)),
-                    vv + dt * (dv * _zero_padded_laplacian(vv) + uvv - (f + k) * vv),
-                ),
-                "The grid is periodic: the Laplacian wraps around (torch.roll), it does not pad with zeros.",
-            ),
-        ]
-        cases.append(Case(what, args, expected, hint, atol=1e-9, rtol=1e-9, mistakes=mistakes))
-    return _run("8.3", fn, cases, quiet)
 
 
 EXERCISES: dict[str, Exercise] = {
     "8.1": Exercise(
-        "count the distinct training patches centred on each pixel", check_distinct_patches_at, _ref_distinct_patches_at
+        "the calibration rule: best patch size per seed, median over seeds",
+        check_calibrated_patch_sizes,
+        _ref_calibrated_patch_sizes,
     ),
-    "8.2": Exercise("the 5-point Laplacian on a periodic grid", check_laplacian, _ref_laplacian),
-    "8.3": Exercise("one Euler step of the Gray-Scott model", check_gray_scott_step, _ref_gray_scott_step),
+    "8.2": Exercise("Pearson correlation between images", check_pearson_r, _ref_pearson_r),
 }
