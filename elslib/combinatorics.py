@@ -16,9 +16,11 @@ P x P windows is allowed -- the black-and-white version of "every patch of it is
 patch", which is what an ELS sample is at t -> 0. How many such H x W images are there?
 
 - :func:`count_consistent` counts them exactly, by trying all 2^(H W) images (tiny H x W only);
-- :func:`tiling_lower_bound`: take the K consistent pieces of h x w and place them on a grid with
-  blank margins r = P // 2 wide around each; every window then sees one piece and blank, so
-  every tiling is consistent, and different choices give different images: at least K^(tiles);
+- :func:`tiling_lower_bound`: take the K pieces of h x w that are consistent as tiles (the piece
+  with a blank margin r = P // 2 wide around it, every window of the tile allowed, those centred
+  in the margin included: :func:`consistent_pieces`) and place them on a grid; every window then
+  sees one tile's piece and blank, so every tiling is consistent, and different choices give
+  different images: at least K^(tiles);
 - :func:`knuth_estimate` estimates the count for a full-size image (Knuth, 1975): fill the
   pixels in reading order; at each pixel count the values (0 or 1) that keep every window it
   touches extendable to an allowed window, and follow one of them at random. The product of the
@@ -192,24 +194,55 @@ def count_consistent(allowed, patch_size: int, height: int, width: int) -> int:
     return total
 
 
+def consistent_pieces(allowed, patch_size: int, height: int, width: int) -> np.ndarray:
+    """Every binary height x width piece that is consistent *as a tile*: int64 [K, height, width].
+
+    The tile is the piece with a blank margin r = P // 2 wide on every side. Every window centred
+    anywhere in the tile must be allowed, the windows centred in the margin (which see the piece's
+    edge) included, not only those centred on the piece. Tries all 2^(height * width) pieces, so
+    height * width may be at most 22.
+    """
+    h, w = check_positive_int(height, "height"), check_positive_int(width, "width")
+    if h * w > MAX_BRUTE_PIXELS:
+        raise ValueError(
+            f"consistent_pieces tries all 2^(height*width) pieces; height*width = {h * w} is more than "
+            f"{MAX_BRUTE_PIXELS}"
+        )
+    p = check_odd(patch_size, "patch_size", 7)
+    allowed = _check_allowed(allowed)
+    r = p // 2
+    found = []
+    block = 1 << min(h * w, 14)
+    for start in range(0, 1 << (h * w), block):
+        idx = np.arange(start, min(start + block, 1 << (h * w)), dtype=np.int64)
+        pieces = ((idx[:, None] >> np.arange(h * w)) & 1).reshape(-1, h, w)
+        tiles = np.zeros((len(pieces), h + 2 * r, w + 2 * r), np.int64)
+        tiles[:, r : r + h, r : r + w] = pieces
+        found.append(pieces[is_consistent(tiles, allowed, p)])
+    return np.concatenate(found)
+
+
 @dataclass
 class TilingBound:
     """A lower bound on the number of consistent images: ``pieces ** tiles`` (see tiling_lower_bound)."""
 
-    pieces: int  # consistent piece x piece images (each with a blank margin, one tile)
+    pieces: int  # pieces that are consistent as a tile (piece plus blank margins)
     tiles: int  # tiles placed on the image
-    tile: tuple[int, int]  # size of one tile, margins included
+    tile: tuple  # (height, width) of one tile
     log10: float  # log10(pieces ** tiles)
 
 
 def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) -> TilingBound:
     """A proven lower bound on the number of consistent images of `size`, built from small pieces.
 
-    Every piece h x w counted by :func:`count_consistent` is surrounded by a blank margin r = P // 2
-    wide; these tiles are laid side by side (what is left at the right and bottom stays blank).
-    A window of the result reaches at most r pixels out of its tile, into blank margin, so it is a
-    window of the piece on its own (zero padded) and is allowed. Pieces are chosen independently,
-    so the tilings number pieces^tiles, and different choices give different images.
+    Each piece is surrounded by a blank margin r = P // 2 wide, and these tiles are laid side by
+    side (what is left at the right and bottom stays blank). A window of the result centred in a
+    tile reaches at most r pixels beyond the tile's piece, never into another tile's piece (there
+    are 2r blank pixels between two pieces), so it is a window of that one tile, blank beyond; a
+    window centred in the leftover blank sees only blank. So the tiling is consistent exactly when
+    every tile is, margins included (:func:`consistent_pieces`; counting the pieces that are
+    consistent on their own would miss the windows centred in the margins). Pieces are chosen
+    independently, so the tilings number pieces^tiles, and different choices give different images.
     Needs the blank window (code 0) to be allowed, as it is for digits.
     """
     p = check_odd(patch_size, "patch_size", 7)
@@ -222,7 +255,7 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
     th, tw = ph + 2 * r, pw + 2 * r
     if th > hh or tw > ww:
         raise ValueError(f"a tile of {th}x{tw} (piece plus margins) does not fit into {hh}x{ww}")
-    pieces = count_consistent(allowed, p, ph, pw)
+    pieces = len(consistent_pieces(allowed, p, ph, pw))  # at least the blank piece
     tiles = (hh // th) * (ww // tw)
     return TilingBound(pieces, tiles, (th, tw), tiles * math.log10(pieces))
 

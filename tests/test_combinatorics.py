@@ -128,22 +128,79 @@ def test_count_consistent_matches_a_slow_brute_force():
     assert cb.is_consistent(digits, allowed, 3).all()
 
 
-def test_tiling_lower_bound_is_a_true_lower_bound():
+def _random_allowed(gen, p, n_images=8, density=0.45):
+    """The allowed windows of a few random binary 'digits': 4x4 of ink in a blank 10x10 frame."""
+    images = np.zeros((n_images, 10, 10), np.int64)
+    images[:, 3:7, 3:7] = gen.random((n_images, 4, 4)) < density
+    return cb.allowed_windows(images, p)
+
+
+def _every_piece(h, w):
+    return ((np.arange(2 ** (h * w))[:, None] >> np.arange(h * w)) & 1).reshape(-1, h, w)
+
+
+def test_consistent_pieces_are_those_whose_whole_tile_is_consistent():
     gen = np.random.default_rng(4)
-    digits = np.zeros((30, 10, 10), np.int64)
-    digits[:, 3:7, 3:7] = gen.random((30, 4, 4)) < 0.5
-    allowed = cb.allowed_windows(digits, 3)
-    bound = cb.tiling_lower_bound(allowed, 3, piece=(2, 2), size=(8, 8))
-    assert bound.tile == (4, 4) and bound.tiles == 4
-    assert bound.log10 == pytest.approx(4 * math.log10(bound.pieces))
-    # the tiled images it counts are consistent, and on a small image the exact count is at least the bound
-    pieces = [np.array(p).reshape(2, 2) for p in itertools.product((0, 1), repeat=4)]
-    good = [p for p in pieces if cb.is_consistent(p[None], allowed, 3)[0]]
-    assert len(good) == bound.pieces
-    tiled = cb.tile_image(good[:4], 3, size=(8, 8))
-    assert cb.is_consistent(tiled[None], allowed, 3)[0]
-    small = cb.tiling_lower_bound(allowed, 3, piece=(2, 2), size=(4, 4))
-    assert cb.count_consistent(allowed, 3, 4, 4) >= small.pieces**small.tiles
+    for trial in range(40):
+        p = (3, 5)[trial % 2]
+        r = p // 2
+        allowed = _random_allowed(gen, p, n_images=int(gen.integers(2, 10)), density=float(gen.uniform(0.2, 0.7)))
+        h, w = (int(gen.integers(1, 4)), int(gen.integers(1, 4)))
+        found = {tuple(x.ravel()) for x in cb.consistent_pieces(allowed, p, h, w)}
+        # brute force from the definition: pad each piece by r blank pixels, then r more (the zero
+        # padding of a window), and look up the window around every pixel of the tile
+        padded_codes = set(allowed.tolist())
+        expected = set()
+        for piece in _every_piece(h, w):
+            tile = np.zeros((h + 4 * r, w + 4 * r), np.int64)
+            tile[2 * r : 2 * r + h, 2 * r : 2 * r + w] = piece
+            ok = all(
+                int((tile[i - r : i + r + 1, j - r : j + r + 1].ravel() << np.arange(p * p)).sum()) in padded_codes
+                for i in range(r, h + 3 * r)
+                for j in range(r, w + 3 * r)
+            )
+            if ok:
+                expected.add(tuple(piece.ravel()))
+        assert found == expected, (trial, p, h, w)
+
+
+def test_every_tiling_of_counted_pieces_is_consistent():
+    gen = np.random.default_rng(5)
+    strict = 0
+    for trial in range(30):
+        p = (3, 5)[trial % 2]
+        allowed = _random_allowed(gen, p, n_images=int(gen.integers(2, 8)), density=float(gen.uniform(0.2, 0.7)))
+        h, w = (int(gen.integers(1, 4)), int(gen.integers(1, 4)))
+        pieces = cb.consistent_pieces(allowed, p, h, w)
+        bound = cb.tiling_lower_bound(allowed, p, piece=(h, w), size=(3 * (h + p - 1), 2 * (w + p - 1) + 1))
+        assert bound.pieces == len(pieces) >= 1 and bound.tiles == 6
+        # every piece in every slot, and random mixtures of them: all consistent
+        for piece in pieces:
+            assert cb.is_consistent(cb.tile_image([piece] * 6, p, size=bound_size(bound, 3, 2, 1))[None], allowed, p)[0]
+        for _ in range(10):
+            chosen = pieces[gen.integers(0, len(pieces), 6)]
+            assert cb.is_consistent(cb.tile_image(list(chosen), p, size=bound_size(bound, 3, 2, 1))[None], allowed, p)[
+                0
+            ]
+        # the old count (pieces consistent on their own) can be larger: it let margin windows go unchecked
+        strict += int(cb.count_consistent(allowed, p, h, w) > len(pieces))
+    assert strict > 0, "no allowed set separated the two counts: the test would not catch the old bound"
+
+
+def bound_size(bound, rows, cols, extra):
+    th, tw = bound.tile
+    return (rows * th, cols * tw + extra)
+
+
+def test_tiling_lower_bound_is_below_the_exact_count_on_small_canvases():
+    gen = np.random.default_rng(6)
+    for trial in range(12):
+        allowed = _random_allowed(gen, 3, n_images=int(gen.integers(2, 8)), density=float(gen.uniform(0.2, 0.7)))
+        for piece, size in [((1, 1), (3, 6)), ((2, 1), (4, 3)), ((1, 1), (6, 3)), ((2, 2), (4, 4))]:
+            bound = cb.tiling_lower_bound(allowed, 3, piece=piece, size=size)
+            exact = cb.count_consistent(allowed, 3, *size)
+            assert exact >= bound.pieces**bound.tiles, (trial, piece, size)
+            assert bound.log10 == pytest.approx(bound.tiles * math.log10(bound.pieces))
 
 
 def test_knuth_estimate_agrees_with_the_exact_count():
