@@ -1,4 +1,4 @@
-"""Command line: ``python -m elslib info | train NAME | reproduce [--quick] | student [--out DIR]``.
+"""Command line: ``python -m elslib info | train NAME | reproduce [--quick] | student [--out DIR] | budget``.
 
 ``train`` and ``reproduce`` write into their own output folders; ``--record`` (for whoever updates
 the course, in a source checkout) also replaces the shipped weights or keeps the run in records/.
@@ -108,7 +108,14 @@ def main(argv=None) -> int:
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
+    bud = sub.add_parser("budget", help="does each chapter fit its 90-minute session? (words, exercises, prompts)")
+    bud.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
     args = parser.parse_args(argv)
+    if args.command == "budget":
+        from elslib.course import budget
+
+        print(budget.report(args.chapters))
+        return 0
     if args.command == "info":
         return info()
     if args.command == "train":

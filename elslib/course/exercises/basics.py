@@ -193,8 +193,28 @@ def check_gaussian_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
         a = cos.alpha(t)
         forgot_a_mu = _ref_gaussian_denoiser(x + a * mu - mu, t, mu, cov, cos)
         mistakes = [(forgot_a_mu, "The mean of x_t is a mu, not mu: use (x_t - a mu) in the formula.")]
+        mistakes.append((_gaussian_with(x, t, mu, cov, cos, noise_var=cos.sigma(t)), _S_NOT_S2))
+        mistakes.append((_gaussian_with(x, t, mu, cov, cos, gain_a=1.0), _GAIN_A))
         cases.append(Case(what, (x, t, mu, cov, cos), expected, hint, atol=1e-4, rtol=1e-3, mistakes=mistakes))
     return _run("2.1", fn, cases, quiet)
+
+
+_S_NOT_S2 = (
+    "The noise adds its VARIANCE to the covariance of x_t: Cov(x_t) = a^2 Sigma + s^2 I, with s^2 = 1 - abar, "
+    "not s (schedule.sigma(t) is the standard deviation s)."
+)
+_GAIN_A = "Cov(x0, x_t) = a Sigma: the factor a in front of Sigma (the gain) is missing."
+
+
+def _gaussian_with(x_t, t, mu, cov, sched, noise_var=None, gain_a=None):
+    """The Gaussian denoiser with one ingredient replaced: the known mistakes of exercise 2.1."""
+    a, s = sched.alpha(t), sched.sigma(t)
+    d = mu.numel()
+    x = x_t.reshape(len(x_t), d).double()
+    m, c = mu.reshape(d).double(), cov.double()
+    var = s * s if noise_var is None else noise_var
+    gain = (a if gain_a is None else gain_a) * c @ torch.linalg.inv(a * a * c + var * torch.eye(d, dtype=torch.float64))
+    return (m + (x - a * m) @ gain.T).to(x_t.dtype).reshape(x_t.shape)
 
 
 # --------------------------------------------------------------------------- 2.3 ddim step
