@@ -1,4 +1,4 @@
-"""Does a chapter fit its 90-minute session? The countable parts of the course's chapter budget.
+r"""Does a chapter fit its 90-minute session? The countable parts of the course's chapter budget.
 
 A session is about 60 minutes of reading and running and 30 of exercises. What can be counted:
 
@@ -9,7 +9,12 @@ A session is about 60 minutes of reading and running and 30 of exercises. What c
   ``MAX_EXERCISES``; at least one written **Question.** and one **Stretch.**;
 - learning goals at the top, a ``## Recap``, and a **Predict first.** prompt before a main experiment;
 - every written answer folded away in a ``<details>`` block, inside the solution markers, so that
-  the public chapter does not give it away at a glance and the student version still blanks it.
+  the public chapter does not give it away at a glance and the student version still blanks it;
+- no **unbacked number**: a decimal, a percentage or a duration in plain prose looks measured, and
+  a measured number must be printed by the notebook (or cited from ``elslib.papers``), not typed.
+  Definitions, thresholds and formulas go in maths (``$0.8$``, ``$95\%$``), where they read as
+  such; exercise and section numbers, arXiv identifiers and the durations of the **Time.** line
+  are not measurements.
 
 ``python -m elslib budget`` prints the table; the tests hold every chapter to it.
 """
@@ -35,6 +40,14 @@ _STRIP = [
     re.compile(r"<[^>\n]+>"),  # HTML tags (the tags only)
 ]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_NOT_MEASURED = [
+    re.compile(r"[Ee]xercises?\s+\d+\.\d+(?:\s*(?:,|and|to|-)\s*\d+\.\d+)*"),  # exercise numbers
+    re.compile(r"^#+\s+\d+(?:\.\d+)*", re.M),  # numbered headings
+    re.compile(r"arXiv:\d+\.\d+"),
+]
+_MEASURED_LOOKING = re.compile(
+    r"(?<![\w.])(?:\d+\.\d+|\d+(?:[.,]\d+)?\s?%|\d+(?:[.,]\d+)?\s*(?:seconds?|minutes?|hours?|ms)\b)"
+)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.M)
 _EXERCISE = re.compile(r"^#+\s*Exercise\s+(\d+\.\d+)", re.M)
 
@@ -45,6 +58,21 @@ def prose_words(markdown: str) -> int:
     for pattern in _STRIP:
         text = pattern.sub(" ", text)
     return len(_WORD.findall(text))
+
+
+def unbacked_numbers(markdown: str) -> list[str]:
+    """Measured-looking numbers typed in plain prose (see the module's docstring): each with its context."""
+    text = _SOLUTION.sub(" ", markdown)
+    for pattern in _STRIP + _NOT_MEASURED:
+        text = pattern.sub(" ", text)
+    found = []
+    for paragraph in text.split("\n\n"):
+        if paragraph.lstrip().startswith("**Time.**"):
+            continue
+        for match in _MEASURED_LOOKING.finditer(paragraph):
+            context = paragraph[max(0, match.start() - 40) : match.end() + 20].replace("\n", " ").strip()
+            found.append(f"{match.group(0)!r} in '...{context}...'")
+    return found
 
 
 @dataclass
@@ -61,6 +89,7 @@ class Budget:
     goals: bool = False
     recap: bool = False
     unfolded_answers: int = 0  # written answers not inside a <details> block
+    numbers: list = field(default_factory=list)  # measured-looking numbers typed in prose
 
     def problems(self) -> list[str]:
         """What is outside the budget, one sentence each (empty when the chapter fits)."""
@@ -80,6 +109,8 @@ class Budget:
             out.append("no ## Recap")
         if self.unfolded_answers:
             out.append(f"{self.unfolded_answers} written answer(s) not folded in a <details> block")
+        for number in self.numbers:
+            out.append(f"unbacked number {number}: print it from the notebook, or write a definition in maths")
         return out
 
 
@@ -103,6 +134,7 @@ def measure(path: str | Path) -> Budget:
         budget.goals |= "**Learning goals.**" in text
         budget.recap |= bool(re.search(r"^## Recap", text, re.M))
         budget.unfolded_answers += sum("<details>" not in block for block in _SOLUTION.findall(text))
+        budget.numbers += unbacked_numbers(text)
         # split the cell at its headings, so that an optional section is counted apart
         pieces, start, level = [], 0, None
         for match in _HEADING.finditer(text):
