@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from elslib import schedules
+from elslib import sampling, schedules
 from elslib.course import exercises
 
 
@@ -98,18 +98,62 @@ def test_strict_mode_raises(monkeypatch):
 
 
 def test_use_falls_back_to_the_reference(capsys):
-    assert exercises.use("1.1", not_yet) is exercises.reference("1.1")
+    stand_in = exercises.use("1.1", not_yet)
+    assert isinstance(stand_in, exercises.StandIn) and stand_in.reference is exercises.reference("1.1")
     assert "not solved yet" in capsys.readouterr().out
+    x0 = sampling.noise_like((2, 1, 4, 4), seed=1)
+    noise = sampling.noise_like((2, 1, 4, 4), seed=2)
+    cos = schedules.cosine()
+    assert torch.equal(stand_in(x0, 0.3, noise, cos), exercises.reference("1.1")(x0, 0.3, noise, cos))
+    assert exercises.whose(stand_in) == "the reference" and "standing in" in repr(stand_in)
 
     def mine(x0, t, noise, schedule):
         return schedules.get(schedule).add_noise(x0, t, noise)
 
-    assert exercises.use("1.1", mine) is mine
+    assert exercises.use("1.1", mine) is mine and exercises.whose(mine) == "your"
 
 
 def test_use_never_raises_in_strict_mode(monkeypatch):
     monkeypatch.setenv("ELS_STRICT_CHECKS", "1")
-    assert exercises.use("2.3", not_yet) is exercises.reference("2.3")
+    assert exercises.use("2.3", not_yet).reference is exercises.reference("2.3")
+
+
+def test_rechecking_the_stand_in_says_to_rerun_the_definition(capsys):
+    def add_noise(x0, t, noise, schedule):  # a wrong answer: no square roots
+        ab = schedule.alpha_bar(t)
+        return ab * x0 + (1 - ab) * noise
+
+    add_noise = exercises.use("1.1", add_noise)  # what the chapter's cell does
+    result = exercises.check("1.1", add_noise)  # the learner runs the check cell again, unchanged
+    assert not result.passed and "Well done" not in result.message
+    assert "reference" in result.message and "define add_noise again" in result.message
+    again = exercises.use("1.1", add_noise)  # and the use line again: still the reference, still said
+    assert isinstance(again, exercises.StandIn) and again.__name__ == "add_noise"
+
+
+def test_hints_are_graded_what_is_wrong_first_the_method_on_a_repeat():
+    from elslib.course.exercises import framework
+
+    framework._FAILURES.pop("8.2", None)
+
+    def doubled(a, b):  # twice Pearson's r: no known mistake, but a simple relation to the answer
+        return 2 * exercises.reference("8.2")(a, b)
+
+    first = exercises.check("8.2", doubled, quiet=True).message
+    assert "2 times the expected one" in first and "subtract each image's own mean" not in first
+    second = exercises.check("8.2", doubled, quiet=True).message
+    assert "subtract each image's own mean" in second  # the method, now
+    assert exercises.check("8.2", exercises.reference("8.2"), quiet=True).passed
+    assert "8.2" not in framework._FAILURES  # a pass starts the grading afresh
+
+
+def test_an_integer_answer_is_not_passed_by_rounding_a_fraction():
+    def mean_not_median(similarity, sizes):
+        best = torch.tensor(sizes)[torch.nan_to_num(similarity, nan=-float("inf")).argmax(dim=2)]
+        return best.double().mean(dim=0) + 0.25  # fractional
+
+    message = exercises.check("8.1", mean_not_median, quiet=True).message
+    assert "whole numbers" in message and "int64" in message
 
 
 def test_unknown_exercise():

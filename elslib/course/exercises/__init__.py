@@ -12,7 +12,9 @@ In a chapter::
     exercises.check_add_noise(add_noise)            # prints the verdict, returns a CheckResult
     noisy = exercises.use("1.1", add_noise)         # yours if it passes, else the reference
 
-``use`` lets a student notebook run from top to bottom before every exercise is solved.
+``use`` lets a student notebook run from top to bottom before every exercise is solved: the
+reference stands in (a :class:`StandIn`, which a check recognises), and ``whose(fn)`` says whose
+function a later cell is using.
 Set ``ELS_STRICT_CHECKS=1`` to make a failing check raise (the tests do, on the solutions).
 """
 
@@ -29,7 +31,7 @@ from .basics import (
     check_nearest_training_image,
 )
 from .framework import REGISTRY as EXERCISES
-from .framework import CheckFailed, CheckResult, check, reference, use
+from .framework import CheckFailed, CheckResult, StandIn, check, reference, use, whose
 
 for _module in (ch00, basics, ch04, ch05, ch06, ch07, ch08, ch10, ch11, ch12):
     EXERCISES.update(_module.EXERCISES)
@@ -38,6 +40,7 @@ __all__ = [
     "EXERCISES",
     "CheckFailed",
     "CheckResult",
+    "StandIn",
     "check",
     "check_add_noise",
     "check_ddim_step",
@@ -48,4 +51,5 @@ __all__ = [
     "check_nearest_training_image",
     "reference",
     "use",
+    "whose",
 ]

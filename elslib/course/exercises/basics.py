@@ -329,6 +329,7 @@ def check_ideal_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
                 image_softmax_average(x, train, a, 2 * s),
                 "The exponent divides by 2 s^2, the noise *variance*, not by 2 s.",
             ),
+            (_softmax_over_batch(x, t, train, cos), _WRONG_AXIS),
         ]
         expected = _ref_ideal_denoiser(x, t, train, cos)
         cases.append(Case(what, (x, t, train, cos), expected, hint, atol=1e-4, rtol=1e-3, mistakes=mistakes))
@@ -342,6 +343,20 @@ def check_ideal_denoiser(fn: Callable, quiet: bool = False) -> CheckResult:
         )
     )
     return _run("3.1", fn, cases, quiet)
+
+
+_WRONG_AXIS = (
+    "The softmax ran over the wrong axis: for each noisy image, the weights of the N training images must sum to "
+    "1 (torch.softmax(..., dim=1) on the [B, N] distances), not the weights of the B noisy images."
+)
+
+
+def _softmax_over_batch(x_t, t, train, sched):
+    """The ideal denoiser with its softmax taken across the batch (dim 0) instead of the training set."""
+    a, s = sched.alpha(t), sched.sigma(t)
+    flat = train.reshape(len(train), -1).double()
+    d2 = ((x_t.reshape(len(x_t), -1).double()[:, None] - a * flat[None]) ** 2).sum(-1)
+    return (torch.softmax(-d2 / (2 * s * s), dim=0) @ flat).to(x_t.dtype).view_as(x_t)
 
 
 # --------------------------------------------------------------------------- 3.2 nearest training image
@@ -360,24 +375,37 @@ def check_nearest_training_image(fn: Callable, quiet: bool = False) -> CheckResu
     train = _images((6, 1, 4, 4), 60) * 2
     copies = train[[4, 0]].clone()
     new = _images((3, 1, 4, 4), 61) * 2
+    many = _images((40, 1, 16, 16), 62) * 2 + 0.5  # bright images: large norms, where cancellation bites
+    many_copies = many[torch.arange(39, -1, -1)][:30].clone()  # 30 exact copies: more than 25 rows each
     hint = (
         "For each sample, the distance to training image n is sqrt(mean over pixels of (sample - train[n])^2); "
-        "return the minimum over n and where it is (e.g. torch.cdist on flattened images divided by "
-        "sqrt(number of pixels), then .min(dim=1))."
+        "return the minimum over n and where it is (e.g. torch.cdist on flattened images, with "
+        "compute_mode='donot_use_mm_for_euclid_dist', divided by sqrt(number of pixels), then .min(dim=1))."
     )
     cases = []
-    for what, s in [("two samples that are copies of training images", copies), ("three new images", new)]:
-        d, i = _ref_nearest_training_image(s, train)
+    for what, s, tr, atol in [
+        ("two samples that are copies of training images", copies, train, 1e-4),
+        ("three new images", new, train, 1e-4),
+        ("30 exact copies among 40 training images (an exact copy is at distance 0)", many_copies, many, 1e-6),
+    ]:
+        d, i = _ref_nearest_training_image(s, tr)
+        fast = torch.cdist(s.flatten(1), tr.flatten(1)) / math.sqrt(s[0].numel())  # the matrix-product formula
         cases.append(
             Case(
                 what,
-                (s, train),
+                (s, tr),
                 (d, i),
                 hint,
-                atol=1e-4,
+                atol=atol,
                 mistakes=[
                     ((d**2, i), "Return the distance, not its square."),
                     ((d * math.sqrt(s[0].numel()), i), "Average over the pixels: divide the summed squares by C*H*W."),
+                    (
+                        tuple(fast.min(dim=1)),
+                        "The numerical trap of the text: with more than 25 rows torch.cdist switches to "
+                        "|u|^2 + |v|^2 - 2 u.v, which cancels for near-identical images, so an exact copy comes out "
+                        "a little away from 0. Pass compute_mode='donot_use_mm_for_euclid_dist'.",
+                    ),
                 ],
             )
         )

@@ -33,7 +33,9 @@ def _ref_els_pixel(x_t, t, train, patch_size, row, col, schedule):
     return den(x_t, t)[:, :, int(row), int(col)].clone()
 
 
-def _els_pixel_brute(x_t, t, train, p, row, col, schedule, mode="circular", same_place=False, scale=None, temp=None):
+def _els_pixel_brute(
+    x_t, t, train, p, row, col, schedule, mode="circular", same_place=False, scale=None, temp=None, corner=False, axis=1
+):
     """Brute force in float64: every P x P patch of every training image is a candidate key, its
     centre the value; also builds the wrong answers (zero padding, one place only, no a, no 2)."""
     sched = schedules.get(schedule)
@@ -48,12 +50,17 @@ def _els_pixel_brute(x_t, t, train, p, row, col, schedule, mode="circular", same
         padded = F.pad(x.double(), (r, r, r, r), mode="circular" if mode == "circular" else "constant")
         return F.unfold(padded, p).transpose(1, 2)
 
-    query = cut(x_t)[:, row * w + col]  # [B, C*P*P]
+    # corner: the mistake of taking the window whose top-left (not centre) is (row, col)
+    qr, qc = ((row + r) % h, (col + r) % w) if corner else (row, col)
+    query = cut(x_t)[:, qr * w + qc]  # [B, C*P*P]
     keys = cut(train)  # [N, H*W, C*P*P]
     values = train.double().permute(0, 2, 3, 1).reshape(len(train), h * w, c)  # centres
     if same_place:
         keys, values = keys[:, row * w + col], values[:, row * w + col]
     keys, values = keys.reshape(-1, keys.shape[-1]), values.reshape(-1, c)
+    if axis == 0:  # the mistake of a softmax across the batch instead of across the candidates
+        d2 = ((query[:, None, :] - scale * keys[None]) ** 2).sum(-1)
+        return (torch.softmax(-d2 / temp, dim=0) @ values.double()).to(x_t.dtype)
     return softmax_average(query, keys, values, scale, temp).to(x_t.dtype)
 
 
@@ -100,6 +107,16 @@ def check_els_pixel(fn: Callable, quiet: bool = False) -> CheckResult:
                 "query and for the training patches alike (the wrapped training patches are candidates too).",
             ),
             (brute(scale=1.0), "Compare the query with a * key (the signal shrinks by a), not with the key itself."),
+            (
+                brute(corner=True),
+                "Your query window is not centred on (row, col): after padding by r, the window whose top-left "
+                "corner is (row, col) is the one centred on (row, col); unfold's window number row * W + col is it.",
+            ),
+            (
+                brute(axis=0),
+                "The softmax ran over the wrong axis: for each noisy image the weights of all N H W candidate "
+                "patches must sum to 1 (softmax over the candidates, dim=1), not across the batch.",
+            ),
             (brute(temp=s * s), "The exponent is -d^2 / (2 s^2): the factor 2 is missing."),
         ]
         cases.append(_case(what, args, _ref_els_pixel(*args), hint, mistakes, atol=1e-4, rtol=1e-3))

@@ -99,8 +99,8 @@ def check_calibrated_patch_sizes(fn: Callable, quiet: bool = False) -> CheckResu
                     "(torch.nan_to_num(similarity, nan=-float('inf'))).",
                 )
             )
-        # compared as floats, so that a fractional answer (a mean) cannot pass by rounding down
-        expected = _ref_calibrated_patch_sizes(sim, sizes).double()
+        # int64, as the exercise asks; a fractional answer (a mean) is reported, never rounded
+        expected = _ref_calibrated_patch_sizes(sim, sizes)
         cases.append(_case(what, (sim, list(sizes)), expected, hint, mistakes, atol=1e-9, rtol=0.0))
     return _run("8.1", fn, cases, quiet)
 

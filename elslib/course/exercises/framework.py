@@ -106,6 +106,13 @@ def _difference(expected, got, atol: float, rtol: float) -> str | None:
     if tuple(g.shape) != tuple(expected.shape):
         return f"expected shape {tuple(expected.shape)}, got shape {tuple(g.shape)}"
     if not expected.is_floating_point():
+        if g.is_floating_point():
+            fractional = g[g != g.round()]
+            if len(fractional):
+                return (
+                    f"expected whole numbers (dtype {expected.dtype}), got fractional values such as "
+                    f"{float(fractional[0]):.4g}"
+                )
         g = g.long()
         wrong = (g.cpu() != expected.cpu()).nonzero()
         if len(wrong):
@@ -149,10 +156,70 @@ def _finish(result: CheckResult, quiet: bool) -> CheckResult:
     return result
 
 
+class StandIn:
+    """The course's reference solution, standing in for a learner's function that does not pass yet.
+
+    ``use`` returns one, so that the cells below run; a check that is handed one says so instead of
+    passing it, and ``whose`` lets a chapter say "the reference's" instead of "your".
+    """
+
+    def __init__(self, exercise: str, reference: Callable, name: str):
+        self.exercise, self.reference, self.__name__ = exercise, reference, name
+
+    def __call__(self, *args, **kwargs):
+        return self.reference(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<the course's reference {self.__name__}, standing in for yours (exercise {self.exercise})>"
+
+
+def whose(fn) -> str:
+    """ "your" for the learner's own function, "the reference" while the reference stands in for it."""
+    return "the reference" if isinstance(fn, StandIn) else "your"
+
+
+# failed checks per exercise in this session: the first failure says what is wrong, a repeated one the method
+_FAILURES: dict[str, int] = {}
+
+
+def _diagnose(expected, got) -> str | None:
+    """What is wrong, in words, when a wrong answer has a simple relation to the right one."""
+    if isinstance(expected, tuple) or not isinstance(expected, torch.Tensor):
+        return None
+    g = _as_tensor(got)
+    if g is None or tuple(g.shape) != tuple(expected.shape) or not expected.is_floating_point():
+        return None
+    e, g = expected.detach().double().cpu().flatten(), g.detach().double().cpu().flatten()
+    if not torch.isfinite(g).all() or e.numel() < 2:
+        return None
+    if torch.allclose(g, -e, atol=1e-5, rtol=1e-4):
+        return "your answer is the expected one with the sign flipped."
+    scale = float((g @ e) / (e @ e)) if float(e @ e) > 0 else float("nan")
+    if math.isfinite(scale) and abs(scale - 1) > 1e-3 and torch.allclose(g, scale * e, atol=1e-5, rtol=1e-4):
+        return (
+            f"every entry is {scale:.4g} times the expected one: a scale factor is off (a square or a square "
+            "root, a factor 2, a missing a or s?)."
+        )
+    shift = float((g - e).mean())
+    if abs(shift) > 1e-6 and torch.allclose(g, e + shift, atol=1e-5, rtol=1e-4):
+        return f"every entry is off by the same constant {shift:.4g}: a missing or extra offset?"
+    right = torch.isclose(g, e, atol=1e-5, rtol=1e-4)
+    if right.any():
+        return f"{int(right.sum())} of {e.numel()} entries are right: look at where the others are."
+    return None
+
+
 def _run(exercise: str, fn: Callable, cases: list[Case], quiet: bool = False) -> CheckResult:
     name = getattr(fn, "__name__", "your function")
     title = REGISTRY[exercise].title if exercise in REGISTRY else ""
     head = f"Exercise {exercise} ({name})"
+    if isinstance(fn, StandIn):
+        msg = (
+            f"↺ {head}: this is the course's reference {name}, which exercises.use put in place of yours after your "
+            f"function failed its check.\n  Run the cell where you define {name} again (with your fix), then this "
+            "check: it will test your function."
+        )
+        return _finish(CheckResult(exercise, False, msg, cases_total=len(cases)), quiet)
     if not callable(fn):
         msg = f"✗ {head}: expected a function, got {_describe(fn)}. Pass the function itself, without calling it."
         return _finish(CheckResult(exercise, False, msg, cases_total=len(cases)), quiet)
@@ -174,11 +241,14 @@ def _run(exercise: str, fn: Callable, cases: list[Case], quiet: bool = False) ->
             return _finish(CheckResult(exercise, False, msg, cases_passed=k, cases_total=len(cases)), quiet)
         problem = _difference(case.expected, got, case.atol, case.rtol)
         if problem:
-            hint = case.hint
-            for wrong, targeted in case.mistakes:
-                if _matches(wrong, got):
-                    hint = targeted
-                    break
+            tries = _FAILURES[exercise] = _FAILURES.get(exercise, 0) + 1
+            hint = next((targeted for wrong, targeted in case.mistakes if _matches(wrong, got)), None)
+            if hint is None and tries == 1:  # say what is wrong first; the method comes on a repeated failure
+                hint = (_diagnose(case.expected, got) or "compare your steps with the exercise text, one by one.") + (
+                    " Fix it and run this check again; if it still fails, the check then spells out the method."
+                )
+            elif hint is None:
+                hint = case.hint
             msg = (
                 f"✗ {head}: case {k + 1} of {len(cases)} ({case.description}) is not right yet.\n"
                 f"  expected: {_describe(case.expected)}\n"
@@ -187,6 +257,7 @@ def _run(exercise: str, fn: Callable, cases: list[Case], quiet: bool = False) ->
                 f"  hint: {hint}"
             )
             return _finish(CheckResult(exercise, False, msg, cases_passed=k, cases_total=len(cases)), quiet)
+    _FAILURES.pop(exercise, None)
     msg = f"✓ {head}: all {len(cases)} cases pass. Well done!"
     return _finish(CheckResult(exercise, True, msg, cases_passed=len(cases), cases_total=len(cases)), quiet)
 
@@ -257,5 +328,8 @@ def use(exercise: str, fn: Callable) -> Callable:
     if passed:
         print(f"Using your {name} from exercise {exercise}.")
         return fn
-    print(f"Exercise {exercise} is not solved yet, so the cells below use the course's reference {name}.")
-    return _get(exercise).reference
+    print(
+        f"Exercise {exercise} is not solved yet, so the cells below use the course's reference {name} in its place "
+        f"(they say 'the reference' where they would say 'your')."
+    )
+    return StandIn(exercise, _get(exercise).reference, name)
