@@ -50,6 +50,16 @@ class Comparison:
     r: dict[str, torch.Tensor] = field(default_factory=dict)  # machine -> Pearson r per seed [S]
     novelty: dict[str, torch.Tensor] = field(default_factory=dict)  # who -> nearest-neighbour RMS [S]
     seconds: dict[str, float] = field(default_factory=dict)
+    # who -> the prediction x0_hat made at each DDIM step [steps, S, C, H, W] (the last is the sample)
+    predictions: dict[str, torch.Tensor] = field(default_factory=dict)
+    times: list = field(default_factory=list)  # the time of each prediction (t = 1.00, 0.95, ..., 0.05)
+
+    def r_along(self, machine: str) -> torch.Tensor:
+        """Pearson r between the machine's and the network's predictions, at every step and seed: [steps, S]."""
+        if machine not in self.predictions or "network" not in self.predictions:
+            raise ValueError(f"this comparison holds no step-by-step predictions of {machine!r} (a cached part?)")
+        mine, net = self.predictions[machine], self.predictions["network"]
+        return torch.stack([metrics.pearson_r(mine[i], net[i]) for i in range(len(net))])
 
     def summary(self) -> dict:
         row = {"network": self.name, "seeds": len(self.seeds)}
@@ -196,8 +206,10 @@ def _sample_part(name, seeds, denoisers, images, progress) -> Comparison:
     out = Comparison(name, list(seeds))
     for who, den in denoisers.items():
         start = time.perf_counter()
-        out.samples[who] = sampling.ddim(den, noise, steps=20, progress=progress)
+        out.samples[who], traj = sampling.ddim(den, noise, steps=20, progress=progress, return_trajectory=True)
         out.seconds[who] = time.perf_counter() - start
+        out.predictions[who] = traj.x0_hat
+        out.times = [float(t) for t in traj.times[:-1]]
     for m in MACHINES:
         out.r[m] = metrics.pearson_r(out.samples[m], out.samples["network"])
     for who in ("network", "IS", "ELS"):
@@ -218,7 +230,7 @@ def _write_part(path, part: Comparison) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fields = ("seeds", "samples", "r", "novelty", "seconds")
+    fields = ("seeds", "samples", "r", "novelty", "seconds", "predictions", "times")
     torch.save({f: getattr(part, f) for f in fields}, tmp)
     tmp.replace(path)
 
@@ -232,7 +244,16 @@ def _read_part(path, name: str, seeds) -> Comparison | None:
         return None
     if state.get("seeds") != list(seeds):
         return None
-    return Comparison(name, list(seeds), state["samples"], state["r"], state["novelty"], state["seconds"])
+    return Comparison(
+        name,
+        list(seeds),
+        state["samples"],
+        state["r"],
+        state["novelty"],
+        state["seconds"],
+        state.get("predictions", {}),  # parts cached before predictions were kept have none
+        state.get("times", []),
+    )
 
 
 def _merge(name: str, seeds, parts) -> Comparison:
@@ -241,6 +262,9 @@ def _merge(name: str, seeds, parts) -> Comparison:
     out.r = {k: torch.cat([p.r[k] for p in parts]) for k in parts[0].r}
     out.novelty = {k: torch.cat([p.novelty[k] for p in parts]) for k in parts[0].novelty}
     out.seconds = {k: sum(p.seconds[k] for p in parts) for k in parts[0].seconds}
+    if all(p.predictions for p in parts):  # [steps, S, ...]: seeds on the second axis
+        out.predictions = {k: torch.cat([p.predictions[k] for p in parts], dim=1) for k in parts[0].predictions}
+        out.times = list(parts[0].times)
     return out
 
 

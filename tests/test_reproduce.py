@@ -55,6 +55,13 @@ def test_compare_correlates_each_machine_with_the_network(tiny_shipped):
     assert row["ELS_beats_IS"] == pytest.approx(float((cmp.r["ELS"] > cmp.r["IS"]).double().mean()))
     assert row["per_seed"]["seed"] == [0, 3]
     np.testing.assert_allclose(row["per_seed"]["r_ELS"], cmp.r["ELS"].numpy(), atol=1e-4)
+    # step by step: the network's predictions are its own trajectory's, the last one its sample
+    _, traj = sampling.ddim(net, noise, steps=20, progress=False, return_trajectory=True)
+    torch.testing.assert_close(cmp.predictions["network"], traj.x0_hat)
+    assert cmp.times == [float(t) for t in traj.times[:-1]] and len(cmp.times) == 20
+    along = cmp.r_along("ELS")
+    assert along.shape == (20, 2)
+    np.testing.assert_allclose(along[-1].numpy(), cmp.r["ELS"].numpy(), atol=1e-5)  # the last step is the sample
 
 
 def test_runs_are_recorded_under_their_own_key(tiny_shipped):
