@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_images, check_number
+from .checks import check_images, check_number, check_positive_int
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor):
@@ -48,6 +48,9 @@ def nearest_neighbours(x: torch.Tensor, train: torch.Tensor, chunk: int = 4096):
     """
     check_images(x, "x")
     check_images(train, "train", channels=x.shape[1], size=tuple(x.shape[-2:]))
+    if len(train) == 0:
+        raise ValueError("train must hold at least one image, got an empty batch")
+    chunk = check_positive_int(chunk, "chunk")
     q = x.flatten(1).double()
     best = torch.full((len(q),), float("inf"), dtype=torch.float64, device=q.device)
     index = torch.zeros(len(q), dtype=torch.long, device=q.device)
@@ -72,6 +75,8 @@ def effective_number(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
     count as the ``n_eff`` of a machine's ``explain``.
     """
     w = weights.double()
+    if not torch.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and >= 0 (softmax weights), got negative or non-finite entries")
     entropy = -(w * torch.log(w.clamp_min(1e-300))).sum(dim=dim)
     return torch.exp(entropy)
 

@@ -211,6 +211,14 @@ def simulate(
             vs.append(v.copy())
             done.append(i)
         if i < steps:
-            ru, rv = reaction(u, v, feed, kill)
-            u, v = u + dt * (du * laplacian(u) + ru), v + dt * (dv * laplacian(v) + rv)
+            with np.errstate(over="ignore", invalid="ignore"):  # a divergence is reported just below
+                ru, rv = reaction(u, v, feed, kill)
+                u, v = u + dt * (du * laplacian(u) + ru), v + dt * (dv * laplacian(v) + rv)
+            if (i + 1) % 100 == 0 or i + 1 == steps:
+                if not (np.isfinite(u).all() and np.isfinite(v).all()):
+                    raise ValueError(
+                        f"the simulation diverged (NaN or infinite concentrations) by step {i + 1}: feed={feed}, "
+                        f"kill={kill}, dt={dt} are outside the range where explicit Euler steps stay stable "
+                        "(the presets use feed and kill below 0.1)"
+                    )
     return Frames(np.stack(us), np.stack(vs), np.array(done), feed, kill)

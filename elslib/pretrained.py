@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import data, networks, training
-from .checks import check_choice
+from .checks import check_choice, check_positive_int
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -116,7 +116,7 @@ def train(
     end. Returns the path of the weights."""
     check_choice(name, "name", list(RECIPES))
     recipe = RECIPES[name]
-    steps = steps or recipe["steps"]
+    steps = recipe["steps"] if steps is None else check_positive_int(steps, "steps")
     if record and out_dir is not None:
         raise ValueError(f"give out_dir or record, not both: record writes the package's {WEIGHTS_DIR}")
     out_dir = WEIGHTS_DIR if record else Path(out_dir if out_dir is not None else TRAIN_DIR)

@@ -53,9 +53,14 @@ def noise_like(shape, seed: int = 0, device=None, dtype=torch.float32) -> torch.
     return out if device is None else out.to(device)
 
 
+MAX_STEPS = 100_000  # far beyond any useful sampler; a larger count is a typo, not a request
+
+
 def step_times(steps: int) -> list[float]:
     """The times DDIM and DDPM visit with `steps` steps: 1, 1 - 1/steps, ..., 0 (exactly 0 last)."""
     steps = check_positive_int(steps, "steps")
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be at most {MAX_STEPS:,} (the paper uses 20), got {steps:,}")
     times = [1.0 - i / steps for i in range(steps + 1)]
     times[-1] = 0.0
     return times
@@ -112,6 +117,11 @@ def _sample(denoiser, noise, *, times, schedule, label, eta, generator, return_t
         for i in iterator:
             t, t_next = times[i], times[i + 1]
             x0_hat = _call(denoiser, x, t, label)
+            if not torch.isfinite(x0_hat).all():
+                raise ValueError(
+                    f"the denoiser returned NaN or infinite values at step {i + 1} of {len(times) - 1} (t = {t:.4g}); "
+                    "nothing finite can be sampled from them"
+                )
             ab, ab_next = sched.alpha_bar(t), sched.alpha_bar(t_next)
             s, s_next = math.sqrt(1.0 - ab), math.sqrt(1.0 - ab_next)
             eps_hat = (x - math.sqrt(ab) * x0_hat) / max(s, 1e-12)

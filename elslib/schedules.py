@@ -102,8 +102,8 @@ class CosineSchedule(Schedule):
     name = "cosine"
 
     def __init__(self, offset: float = 0.008):
-        if not offset >= 0.0:
-            raise ValueError(f"offset must be >= 0, got {offset!r}")
+        if not (isinstance(offset, (int, float)) and not isinstance(offset, bool) and 0.0 <= offset < math.inf):
+            raise ValueError(f"offset must be a finite number >= 0 (the paper uses 0.008), got {offset!r}")
         self.offset = float(offset)
 
     def _alpha_bar(self, t):
@@ -127,8 +127,12 @@ class LinearSchedule(Schedule):
     name = "linear"
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        if not 0.0 <= beta_min <= beta_max:
-            raise ValueError(f"need 0 <= beta_min <= beta_max, got beta_min={beta_min!r}, beta_max={beta_max!r}")
+        numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (beta_min, beta_max))
+        if not (numbers and 0.0 <= beta_min <= beta_max < math.inf):
+            raise ValueError(
+                f"need finite numbers 0 <= beta_min <= beta_max (DDPM: 0.1 and 20), got beta_min={beta_min!r}, "
+                f"beta_max={beta_max!r}"
+            )
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 
     def _alpha_bar(self, t):
