@@ -184,7 +184,15 @@ _FAILURES: dict[str, int] = {}
 
 def _diagnose(expected, got) -> str | None:
     """What is wrong, in words, when a wrong answer has a simple relation to the right one."""
-    if isinstance(expected, tuple) or not isinstance(expected, torch.Tensor):
+    if isinstance(expected, tuple):  # the first returned value that is wrong
+        if not isinstance(got, tuple | list) or len(got) != len(expected):
+            return None
+        for k, (e, g) in enumerate(zip(expected, got, strict=True)):
+            if _difference(e, g, 1e-5, 1e-4) is not None:
+                found = _diagnose(e, g)
+                return None if found is None else f"in returned value #{k + 1}, {found}"
+        return None
+    if not isinstance(expected, torch.Tensor):
         return None
     g = _as_tensor(got)
     if g is None or tuple(g.shape) != tuple(expected.shape) or not expected.is_floating_point():
