@@ -56,6 +56,20 @@ def test_chapter_follows_the_template(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_worked_solutions_are_folded_away(path):
+    nb = read(path)
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source:
+            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
+                f"{path.name} cell {k}: a solution cell is collapsed in the public chapter "
+                '(metadata "jupyter": {"source_hidden": true})'
+            )
+        if cell.cell_type == "markdown" and "<!-- BEGIN SOLUTION -->" in cell.source:
+            for block in cell.source.split("<!-- BEGIN SOLUTION -->")[1:]:
+                assert "<details>" in block.split("<!-- END SOLUTION -->")[0], f"{path.name} cell {k}: fold the answer"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_exercise_is_checked_right_after_it(path):
     nb = read(path)
     for k, cell in enumerate(nb.cells):

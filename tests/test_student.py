@@ -67,6 +67,9 @@ def test_solution_passes_and_blank_fails_clearly(path, k, number, student_dir):
     student_cell = blanked.cells[k + 1]
     assert "BEGIN SOLUTION" not in student_cell.source
     assert f'raise NotImplementedError("Exercise {number}:' in student_cell.source
+    # folded away in the public chapter, shown in the student's
+    assert original.cells[k].metadata.get("jupyter", {}).get("source_hidden") is True
+    assert not student_cell.metadata.get("jupyter", {}).get("source_hidden", False)
 
     solution = defined_function(original.cells[k].source)
     passed = exercises.check(number, solution, quiet=True)

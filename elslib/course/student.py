@@ -10,7 +10,10 @@ Solutions are written once, in the chapters themselves, between markers::
         # END SOLUTION
 
 and, for written answers in Markdown cells, between ``<!-- BEGIN SOLUTION -->`` and
-``<!-- END SOLUTION -->``. ``python -m elslib student [--out DIR]`` writes a copy of every
+``<!-- END SOLUTION -->``. In the public chapters both are folded away until asked for: a solution
+cell is collapsed (``"jupyter": {"source_hidden": true}`` in its metadata, so JupyterLab and Jupyter
+Book show a bar to click), and a written answer sits in a ``<details>`` block.
+``python -m elslib student [--out DIR]`` writes a copy of every
 chapter in which each marked block is replaced by ``raise NotImplementedError("Exercise 1.1: ...")``
 (or, in Markdown, by a prompt for the learner's answer), with all outputs cleared. The exercise
 number is taken from the nearest "Exercise N.M" heading above the cell.
@@ -135,6 +138,10 @@ def student_notebook(nb, name: str = "notebook"):
             blanked += n
             cell.outputs = []
             cell.execution_count = None
+            if n:  # the public chapter folds its worked solutions away; the learner's blank is shown
+                cell.metadata.get("jupyter", {}).pop("source_hidden", None)
+                if not cell.metadata.get("jupyter", True):
+                    cell.metadata.pop("jupyter")
     note = nbformat.v4.new_markdown_cell(
         f"> **Student version** of `chapters/{name}`, made by `python -m elslib student`. The exercise cells "
         "raise `NotImplementedError` until you fill them in; each check below an exercise tells you how you are "
