@@ -111,6 +111,13 @@ def main(argv=None) -> int:
     bud = sub.add_parser("budget", help="does each chapter fit its 90-minute session? (words, exercises, prompts)")
     bud.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as err:  # a user's mistake: one line on stderr, exit status 2
+        parser.error(str(err))
+
+
+def _run(args) -> int:
     if args.command == "budget":
         from elslib.course import budget
 

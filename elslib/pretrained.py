@@ -94,6 +94,7 @@ def load(name: str, device=None):
         raise FileNotFoundError(
             f"the weights of {name!r} are not at {path}; train them with `python -m elslib train {name}`"
         )
+    training.verify_sha256(path, metadata(name).get("sha256") if metadata_path(name).exists() else None)
     net, _ = training.load_checkpoint(path, device=device)
     return net
 
@@ -159,6 +160,7 @@ def train(
     old = out_dir / f"{name}.json"
     if old.exists():  # keep what calibration added
         meta = {**json.loads(old.read_text()), **meta}
+    meta["sha256"] = training.file_sha256(path)  # checked on every load of shipped weights
     old.write_text(json.dumps(meta, indent=2) + "\n")
     work.unlink(missing_ok=True)
     return path

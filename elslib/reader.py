@@ -179,6 +179,7 @@ def save(reader: DigitReader, meta: dict, path=WEIGHTS) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": "elslib-reader-1", "config": reader.config, "weights": reader.state_dict()}, path)
+    meta = {**meta, "sha256": training.file_sha256(path)}  # checked on every load
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
@@ -193,6 +194,8 @@ def load(path=WEIGHTS) -> DigitReader:
     if key not in _LOADED:
         if not path.exists():
             raise FileNotFoundError(f"no digit reader at {path}; train one with `python -m elslib train-reader`")
+        if path.with_suffix(".json").exists():
+            training.verify_sha256(path, metadata(path).get("sha256"))
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             reader = DigitReader(**state["config"])

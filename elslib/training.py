@@ -9,6 +9,7 @@ prediction. Checkpoints hold only tensors, numbers and strings, and are read wit
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -172,6 +173,24 @@ def read_checkpoint(path) -> dict:
     return state
 
 
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes, as hex: shipped weights carry theirs in their metadata."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path, expected: str | None) -> None:
+    """Raise ValueError naming the file when its bytes do not match the recorded checksum (None: none recorded)."""
+    if expected is not None and file_sha256(path) != expected:
+        raise ValueError(
+            f"{path} does not match the SHA-256 recorded in its metadata: the file is damaged or was replaced; "
+            "reinstall the package, or retrain it"
+        )
+
+
 def load_checkpoint(path, device=None, use_ema: bool = True):
     """Rebuild the network of a checkpoint, in eval mode. Returns (net, the checkpoint's dict).
 
@@ -184,6 +203,8 @@ def load_checkpoint(path, device=None, use_ema: bool = True):
         net.load_state_dict(state["ema"] if use_ema and "ema" in state else state["weights"])
     except RuntimeError as err:
         raise ValueError(f"checkpoint {path} does not fit a {state['kind']} with {state['config']}: {err}") from err
+    if not all(torch.isfinite(p).all() for p in net.state_dict().values() if p.is_floating_point()):
+        raise ValueError(f"checkpoint {path} is damaged: it holds NaN or infinite weights")
     return net.to(_device.resolve(device)).eval(), state
 
 

@@ -50,3 +50,61 @@ def test_valid_edges_still_work():
     assert metrics.effective_number(w).tolist() == pytest.approx([1.0, 2.0])
     d, i = metrics.nearest_neighbours(torch.zeros(2, 1, 4, 4), torch.ones(3, 1, 4, 4), chunk=1)
     assert d.tolist() == [1.0, 1.0] and i.tolist() == [0, 0]
+
+
+def test_flipped_bytes_in_shipped_weights_are_refused(tmp_path, monkeypatch):
+    import shutil
+
+    from elslib import pretrained, reader
+
+    for name in ("resnet-zeros.pt", "resnet-zeros.json", "digit-reader.pt", "digit-reader.json"):
+        shutil.copy(pretrained.WEIGHTS_DIR / name, tmp_path / name)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    assert pretrained.load("resnet-zeros") is not None  # intact: loads
+    for name in ("resnet-zeros.pt", "digit-reader.pt"):
+        raw = bytearray((tmp_path / name).read_bytes())
+        middle = len(raw) // 2
+        raw[middle : middle + 64] = bytes(b ^ 0xFF for b in raw[middle : middle + 64])
+        (tmp_path / name).write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        pretrained.load("resnet-zeros")
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        reader.load(tmp_path / "digit-reader.pt")
+
+
+def test_every_shipped_weight_file_carries_its_checksum():
+    from elslib import pretrained, training
+
+    for meta_path in pretrained.WEIGHTS_DIR.glob("*.json"):
+        import json
+
+        meta = json.loads(meta_path.read_text())
+        assert meta.get("sha256") == training.file_sha256(meta_path.with_suffix(".pt")), meta_path.name
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    from elslib import networks, training
+
+    net = networks.ResNet(channels=4, blocks=1)
+    with torch.no_grad():
+        next(net.parameters())[0] = math.nan
+    path = training.save_checkpoint(tmp_path / "nan.pt", net)
+    with pytest.raises(ValueError, match="nan.pt is damaged: it holds NaN"):
+        training.load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["train", "resnet-zeros", "--steps", "0"], "steps must be an integer >= 1"),
+        (["reproduce", "--seeds", "0"], "seeds must be an integer >= 1"),
+    ],
+)
+def test_the_command_line_says_a_user_error_in_one_line(argv, match, capsys):
+    from elslib.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err

@@ -120,9 +120,10 @@ def test_table_prints_medians_and_percentages():
     assert lines[2] == "| net | 3 | 0.900 | 0.800 | 0.600 | 0.810 | 0.640 | 0.360 | 67% | 0.300 | 0.000 |"
 
 
-def test_the_command_rejects_a_bad_seed_count(tiny_shipped):
-    with pytest.raises(ValueError, match="seeds"):
+def test_the_command_rejects_a_bad_seed_count(tiny_shipped, capsys):
+    with pytest.raises(SystemExit) as stop:
         main(["reproduce", "--seeds", "0", "--names", "resnet-zeros"])
+    assert stop.value.code == 2 and "seeds must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_chunks_are_kept_and_a_stopped_run_resumes(tiny_shipped, tmp_path, monkeypatch):
