@@ -1,4 +1,4 @@
-"""Command line: ``python -m elslib info | train NAME | reproduce [--quick] | student [--out DIR] | budget``.
+"""Command line: ``python -m elslib info | train NAME | reproduce | student | grade DIR | budget``.
 
 ``train`` and ``reproduce`` write into their own output folders; ``--record`` (for whoever updates
 the course, in a source checkout) also replaces the shipped weights or keeps the run in records/.
@@ -108,6 +108,11 @@ def main(argv=None) -> int:
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
+    grd = sub.add_parser("grade", help="run every submitted student notebook and write a CSV of each exercise's grade")
+    grd.add_argument("submissions", help="folder of submitted notebooks (one folder per student, or one file each)")
+    grd.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
+    grd.add_argument("--timeout", type=float, default=600, help="seconds one notebook may run (default: 600)")
+    grd.add_argument("--fast", action="store_true", help="run the notebooks in fast mode (ELS_FAST=1)")
     bud = sub.add_parser("budget", help="does each chapter fit its 90-minute session? (words, exercises, prompts)")
     bud.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
     args = parser.parse_args(argv)
@@ -118,6 +123,17 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
+    if args.command == "grade":
+        from collections import Counter
+
+        from elslib.course import grade
+
+        if not args.timeout > 0:
+            raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+        rows = grade.grade(args.submissions, args.out, timeout=args.timeout, fast=args.fast)
+        counts = Counter(r.status for r in rows)
+        print(f"wrote {args.out}: " + ", ".join(f"{counts[s]} {s}" for s in grade.STATUSES))
+        return 0
     if args.command == "budget":
         from elslib.course import budget
 

@@ -7,7 +7,9 @@ dict ``EXERCISES = {"4.1": Exercise(title, check, reference), ...}``; the packag
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -148,9 +150,17 @@ def _strict() -> bool:
     return env_flag("ELS_STRICT_CHECKS")
 
 
+GRADE_LOG = "ELS_GRADE_LOG"  # when set, every check also appends its verdict to this file (elslib.course.grade)
+
+
 def _finish(result: CheckResult, quiet: bool) -> CheckResult:
     if not quiet:
         print(result.message)
+    log = os.environ.get(GRADE_LOG)
+    if log:
+        verdict = {"exercise": result.exercise, "passed": result.passed, "implemented": result.implemented}
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps({**verdict, "message": result.message}) + "\n")
     if _strict() and not result.passed:
         raise CheckFailed(result.message)
     return result
