@@ -24,20 +24,12 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from elslib.pretrained import cpu_name  # one owner of how the machine is named
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 README = CHAPTERS / "README.md"
 START, END = "<!-- chapter-times:start -->", "<!-- chapter-times:end -->"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _stamp(value) -> float:
