@@ -22,7 +22,16 @@ from dataclasses import dataclass
 import torch
 
 from . import sampling
-from .checks import check_choice, check_odd, check_positive_int, check_seed
+from .checks import (
+    check_callable,
+    check_choice,
+    check_odd,
+    check_positive_int,
+    check_seed,
+    check_sequence,
+    check_time,
+    is_integer,
+)
 from .denoisers import schedule_of
 from .metrics import cosine_similarity
 
@@ -33,7 +42,8 @@ def best_patch_sizes(similarity: torch.Tensor, sizes) -> torch.Tensor:
     similarity: [seeds, steps, len(sizes)] cosine similarities, NaN where a size was not tried
     (NaN never wins); sizes: the patch sizes in the order of the last axis. Ties go to the first.
     """
-    sizes = torch.as_tensor(list(sizes), dtype=torch.int64)
+    sizes = torch.as_tensor(check_sequence(sizes, "sizes"), dtype=torch.int64)
+    similarity = torch.as_tensor(similarity)
     if similarity.dim() != 3 or similarity.shape[2] != len(sizes):
         shape = tuple(similarity.shape)
         raise ValueError(f"similarity must have shape [seeds, steps, {len(sizes)}] (one per size), got {shape}")
@@ -54,12 +64,22 @@ class ScaleSchedule:
     candidates: list[int] | None = None
 
     def __post_init__(self):
-        if len(self.times) != len(self.patch_sizes) or not self.times:
-            raise ValueError("times and patch_sizes must be non-empty lists of the same length")
-        self.patch_sizes = [check_odd(p, "patch_sizes entry") for p in self.patch_sizes]
+        self.times = [float(check_time(t, "times entry")) for t in check_sequence(self.times, "times")]
+        self.patch_sizes = [check_odd(p, "patch_sizes entry") for p in check_sequence(self.patch_sizes, "patch_sizes")]
+        if len(self.times) != len(self.patch_sizes):
+            raise ValueError(
+                f"times and patch_sizes must have the same length, got {len(self.times)} and {len(self.patch_sizes)}"
+            )
 
     def __call__(self, t) -> int:
-        t = float(t.flatten()[0]) if isinstance(t, torch.Tensor) else float(t)
+        if isinstance(t, torch.Tensor):
+            t = check_time(t.flatten())
+            if not t.numel() or bool((t != t[0]).any()):
+                raise ValueError(
+                    f"t must be one time (a float, or a tensor whose times are all equal), got {t.tolist()}"
+                )
+            t = t[0]
+        t = float(check_time(t))
         nearest = min(range(len(self.times)), key=lambda i: abs(self.times[i] - t))
         return int(self.patch_sizes[nearest])
 
@@ -74,7 +94,11 @@ class ScaleSchedule:
 
     @classmethod
     def from_dict(cls, d: dict) -> ScaleSchedule:
-        return cls(list(d["times"]), list(d["patch_sizes"]))
+        """The schedule written by :meth:`to_dict` (a dict with 'times' and 'patch_sizes')."""
+        if not isinstance(d, dict) or not {"times", "patch_sizes"} <= set(d):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"ScaleSchedule.from_dict needs a dict with keys 'times' and 'patch_sizes', got {got}")
+        return cls(d["times"], d["patch_sizes"])
 
     def plot(self, ax=None, title: str = "Calibrated patch size P(t)"):
         """Step plot of P against t, with the spread over seeds when it was measured here."""
@@ -129,17 +153,25 @@ def calibrate(
     """
     steps = check_positive_int(steps, "steps")
     check_choice(search, "search", ("full", "local"))
-    seeds = [check_seed(s, "seeds entry") for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
+    seeds = [check_seed(s, "seeds entry") for s in check_sequence(seeds, "seeds")]
+    check_callable(network, "network", call="network(x_t, t) -> x0_hat")
+    check_callable(make_machine, "make_machine", (1,), call="make_machine(P) -> denoiser")
     if not callable(similarity):
         raise TypeError(f"similarity must be a function (images, images) -> [B], got {type(similarity).__name__}")
-    c, h, w = shape
-    sizes = sorted(patch_sizes) if patch_sizes is not None else list(range(1, max(h, w) + 1, 2))
-    sizes = [check_odd(p, "patch_sizes entry") for p in sizes]
+    dims = check_sequence(shape, "shape")
+    if len(dims) != 3 or not all(is_integer(d) and d >= 1 for d in dims):
+        raise ValueError(f"shape must be (C, H, W), three integers >= 1, got {shape!r}")
+    c, h, w = (int(d) for d in dims)
+    if patch_sizes is None:
+        sizes = list(range(1, max(h, w) + 1, 2))
+    else:
+        sizes = sorted(check_odd(p, "patch_sizes entry") for p in check_sequence(patch_sizes, "patch_sizes"))
     noise = torch.cat([sampling.noise_like((1, c, h, w), seed=s) for s in seeds])
     sched = schedule_of(network, schedule)
-    _, traj = sampling.ddim(network, noise, steps=steps, schedule=sched, return_trajectory=True, progress=False)
+    try:
+        _, traj = sampling.ddim(network, noise, steps=steps, schedule=sched, return_trajectory=True, progress=False)
+    except ValueError as err:
+        raise ValueError(f"network: its DDIM trajectory failed: {err}") from err
     sim = torch.full((len(seeds), steps, len(sizes)), float("nan"))
     machines: dict[int, object] = {}  # the few most recent machines: their precomputations are large
 
@@ -151,7 +183,17 @@ def calibrate(
                 machines.pop(next(iter(machines)))
             machines[j] = make_machine(sizes[j])
             schedule_of(machines[j], sched)  # the machine must read t as the network does (raises if not)
-        sim[:, i, j] = torch.as_tensor(similarity(machines[j](traj.x[i], float(traj.times[i])), traj.x0_hat[i])).float()
+        t = float(traj.times[i])
+        try:
+            found = torch.as_tensor(similarity(machines[j](traj.x[i], t), traj.x0_hat[i])).float().flatten()
+        except ValueError as err:
+            raise ValueError(f"make_machine({sizes[j]}) or similarity failed at t = {t:.4g}: {err}") from err
+        if found.numel() != len(seeds) or not torch.isfinite(found).all():
+            raise ValueError(
+                f"make_machine({sizes[j]}) and similarity gave {found.tolist()} at t = {t:.4g}: the similarity "
+                f"must be one finite number per seed ({len(seeds)})"
+            )
+        sim[:, i, j] = found
 
     def median_best(i: int) -> int:
         best = torch.nan_to_num(sim[:, i], nan=-float("inf")).argmax(dim=1)  # [seeds]

@@ -6,9 +6,12 @@ gets one clear sentence: which argument, what value came in, and what is allowed
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Iterable
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 TimeLike = float | torch.Tensor
@@ -22,6 +25,9 @@ def check_time(t: TimeLike, name: str = "t") -> TimeLike:
     if isinstance(t, torch.Tensor):
         if t.dim() > 1:
             raise ValueError(f"{name} must be a float or a 1-d tensor of times, got shape {tuple(t.shape)}")
+        check_not_meta(t, name)
+        if t.dtype == torch.bool or t.is_complex():
+            raise ValueError(f"{name} must hold real times in [0, 1], got a tensor of dtype {t.dtype}")
         if not t.is_floating_point():
             t = t.to(torch.get_default_dtype())
         if torch.isnan(t).any():
@@ -54,10 +60,24 @@ def batch_times(t: TimeLike, b: int, name: str = "t") -> torch.Tensor:
     return t.clone()
 
 
-def check_images(x, name: str = "x", channels: int | None = None, size: tuple[int, int] | None = None):
+def check_not_meta(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse a tensor on the ``meta`` device: it has a shape but no values to compute with."""
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the 'meta' device (a shape without values); give a tensor with data")
+    return x
+
+
+def check_images(
+    x,
+    name: str = "x",
+    channels: int | None = None,
+    size: tuple[int, int] | None = None,
+    largest: float | None = None,
+):
     """Check an image batch: a finite floating tensor of shape [B, C, H, W].
 
-    `channels` and `size` (H, W), when given, must match (e.g. the training set's).
+    `channels` and `size` (H, W), when given, must match (e.g. the training set's); `largest`,
+    when given, bounds the absolute values (images live in [-1, 1]).
     """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape [B, C, H, W], got {type(x).__name__}")
@@ -68,8 +88,16 @@ def check_images(x, name: str = "x", channels: int | None = None, size: tuple[in
         )
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_not_meta(x, name)
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
+    if largest is not None and x.numel():
+        top = float(x.detach().abs().max())
+        if top > largest:
+            raise ValueError(
+                f"{name} holds values up to {top:.3g}, far outside the images' range [-1, 1]; at most {largest:g} "
+                "is allowed"
+            )
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} has {x.shape[1]} channels but {channels} are expected (shape {tuple(x.shape)})")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
@@ -88,9 +116,76 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+MAX_SEED = 2**64 - 1  # the largest seed torch's generators take
+
+
 def check_seed(seed, name: str = "seed") -> int:
-    """Check a random seed: an integer >= 0 (the same seed always gives the same numbers)."""
-    return check_positive_int(seed, name, minimum=0)
+    """Check a random seed: an integer from 0 to 2^64 - 1 (the same seed always gives the same numbers)."""
+    seed = check_positive_int(seed, name, minimum=0)
+    if seed > MAX_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to 2**64 - 1, got {seed!r}")
+    return seed
+
+
+def is_integer(value) -> bool:
+    """An int or a numpy integer; not a bool, not a float that happens to be whole."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_integer(value, name: str, low: int | None = None) -> int:
+    """Check an integer (an offset, an axis, a code): no bools, floats or strings; >= `low` when given."""
+    if not is_integer(value) or (low is not None and value < low):
+        allowed = "an integer" if low is None else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
+def check_size(value, name: str = "size", minimum: int = 1) -> tuple[int, int]:
+    """Check an image size: an int (square) or a pair (H, W) of ints, each at least `minimum`."""
+    hw = (value, value) if is_integer(value) else value
+    pair = isinstance(hw, (tuple, list, torch.Size)) and len(hw) == 2
+    if not pair or not all(is_integer(s) and s >= minimum for s in hw):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair (H, W) of them, got {value!r}")
+    return int(hw[0]), int(hw[1])
+
+
+def check_sequence(value, name: str, nonempty: bool = True) -> list:
+    """A list, tuple, range, 1-d array or tensor of entries as a list (not a string, not a lone number)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if value.ndim != 1:
+            raise ValueError(f"{name} must be a 1-d sequence, got an array of shape {tuple(value.shape)}")
+        value = value.tolist()
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a list or tuple, got {type(value).__name__}: {value!r}")
+    value = list(value)
+    if nonempty and not value:
+        raise ValueError(f"{name} must hold at least one entry, got an empty {name}")
+    return value
+
+
+def check_callable(fn, name: str, args: tuple | None = None, kwargs: dict | None = None, call: str = ""):
+    """Check that `fn` is callable and, when `args` are given, that its signature accepts
+    ``fn(*args, **kwargs)``.
+
+    Only the signature is tested (nothing is called); a TypeError names `name` and the call it
+    must support (`call`, e.g. "D(x_t, t)"). Callables without a signature (some builtins) pass.
+    """
+    usage = f" as {call}" if call else ""
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable{usage}, got {type(fn).__name__}: {fn!r}")
+    if args is None:
+        return fn
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return fn
+    try:
+        signature.bind(*args, **(kwargs or {}))
+    except TypeError as err:
+        raise TypeError(
+            f"{name} must be callable{usage}, but its signature {signature} does not allow it: {err}"
+        ) from None
+    return fn
 
 
 def check_odd(value, name: str = "patch_size", largest: int | None = None, where: str = "") -> int:

@@ -34,13 +34,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import check_images, check_odd, check_positive_int, check_seed
+from .checks import (
+    check_images,
+    check_integer,
+    check_number,
+    check_odd,
+    check_positive_int,
+    check_seed,
+    check_sequence,
+    check_size,
+)
 from .data import INK
 from .machines.patches import hash_coefficients, row_hash
 
@@ -134,7 +142,7 @@ def binarise(images: torch.Tensor, threshold: float = INK) -> torch.Tensor:
     """Grey images [N, 1, H, W] in [-1, 1] -> bool [N, H, W]: True where the pixel is above threshold
     (the course's ink threshold ``data.INK`` by default)."""
     check_images(images, "images", channels=1)
-    return images[:, 0] > threshold
+    return images[:, 0] > check_number(threshold, "threshold")
 
 
 def window_codes(binary, patch_size: int) -> np.ndarray:
@@ -164,7 +172,10 @@ def allowed_windows(binary, patch_size: int) -> np.ndarray:
 def decode_window(code: int, patch_size: int) -> np.ndarray:
     """The P x P 0/1 window of a code (inverse of :func:`window_codes` for one window)."""
     p = check_odd(patch_size, "patch_size", 7)
-    return ((int(code) >> np.arange(p * p)) & 1).reshape(p, p)
+    code = check_integer(code, "code", low=0)
+    if code >= 1 << (p * p):
+        raise ValueError(f"code must be below 2^(P*P) = {1 << (p * p)} for P = {p}, got {code}")
+    return ((code >> np.arange(p * p)) & 1).reshape(p, p)
 
 
 def is_consistent(binary, allowed, patch_size: int) -> np.ndarray:
@@ -249,12 +260,14 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
     allowed = _check_allowed(allowed)
     if 0 not in allowed:
         raise ValueError("the blank window (code 0) is not allowed, so blank margins are not consistent")
-    ph, pw = (piece, piece) if isinstance(piece, Integral) else tuple(piece)
-    hh, ww = (size, size) if isinstance(size, Integral) else tuple(size)
+    ph, pw = check_size(piece, "piece")
+    hh, ww = check_size(size, "size")
     r = p // 2
     th, tw = ph + 2 * r, pw + 2 * r
     if th > hh or tw > ww:
-        raise ValueError(f"a tile of {th}x{tw} (piece plus margins) does not fit into {hh}x{ww}")
+        raise ValueError(f"a tile of {th}x{tw} (piece plus margins) does not fit into size {hh}x{ww}")
+    if ph * pw > MAX_BRUTE_PIXELS:
+        raise ValueError(f"piece has {ph * pw} pixels; its pieces are tried one by one, so at most {MAX_BRUTE_PIXELS}")
     pieces = len(consistent_pieces(allowed, p, ph, pw))  # at least the blank piece
     tiles = (hh // th) * (ww // tw)
     return TilingBound(pieces, tiles, (th, tw), tiles * math.log10(pieces))
@@ -264,8 +277,11 @@ def tile_image(pieces: list, patch_size: int, size=(32, 32)) -> np.ndarray:
     """Place binary pieces [h, w] on a grid of tiles with blank margins, as tiling_lower_bound counts."""
     p = check_odd(patch_size, "patch_size", 7)
     r = p // 2
-    hh, ww = (size, size) if isinstance(size, Integral) else tuple(size)
-    ph, pw = np.asarray(pieces[0]).shape
+    hh, ww = check_size(size, "size")
+    shapes = {np.shape(piece) for piece in check_sequence(pieces, "pieces")}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"pieces must be 2-d arrays [h, w] all of one shape, got shapes {sorted(shapes)}")
+    ph, pw = next(iter(shapes))
     th, tw = ph + 2 * r, pw + 2 * r
     out = np.zeros((hh, ww), np.int64)
     slots = [(i, j) for i in range(hh // th) for j in range(ww // tw)]

@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from . import schedules as _schedules
-from .checks import check_number
+from .checks import check_callable, check_number
 
 
 @runtime_checkable
@@ -82,6 +82,7 @@ class Conditioned:
     def __init__(self, denoiser, label):
         if label is None:
             raise ValueError("label must be a class (an int or one int per image), got None")
+        check_callable(denoiser, "denoiser", call="D(x_t, t, label=...)")
         self.denoiser, self.label = denoiser, label
         self.schedule = _own_schedule(denoiser)
 
@@ -104,6 +105,7 @@ class Guided:
     """
 
     def __init__(self, denoiser, weight: float):
+        check_callable(denoiser, "denoiser", call="D(x_t, t, label=...)")
         self.denoiser, self.weight = denoiser, check_number(weight, "weight (0: no guidance, 1: conditional)")
         self.schedule = _own_schedule(denoiser)
 

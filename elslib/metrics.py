@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_images, check_number, check_positive_int
+from .checks import check_images, check_number, check_positive_int, is_integer
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor):
@@ -74,9 +74,19 @@ def effective_number(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Equal weights on k candidates give k; all weight on one candidate gives 1. This is the same
     count as the ``n_eff`` of a machine's ``explain``.
     """
-    w = weights.double()
+    try:
+        w = torch.as_tensor(weights).double()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"weights must be a tensor of softmax weights, got {type(weights).__name__}") from err
     if not torch.isfinite(w).all() or (w < 0).any():
         raise ValueError("weights must be finite and >= 0 (softmax weights), got negative or non-finite entries")
+    dims = max(w.dim(), 1)
+    if not is_integer(dim) or not -dims <= dim < dims:
+        raise ValueError(f"dim must be an axis of weights (from {-dims} to {dims - 1}), got {dim!r}")
+    total = w.sum(dim=dim)
+    if ((total - 1.0).abs() > 1e-3).any():
+        worst = float(total[(total - 1.0).abs().argmax()] if total.dim() else total)
+        raise ValueError(f"weights must sum to 1 along dim={dim} (softmax weights), got a sum of {worst:.4g}")
     entropy = -(w * torch.log(w.clamp_min(1e-300))).sum(dim=dim)
     return torch.exp(entropy)
 
@@ -92,6 +102,8 @@ def recognisable(images: torch.Tensor, threshold: float | None = None, reader=No
     threshold = _reader.THRESHOLD if threshold is None else check_number(threshold, "threshold", low=0.0)
     if threshold >= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1), got {threshold!r}")
+    if isinstance(images, torch.Tensor) and images.dim() == 4 and len(images) == 0:
+        raise ValueError("images must hold at least one image: the fraction of an empty set is undefined")
     _, confidence = _reader.read(images, reader)
     return float((confidence > threshold).double().mean())
 
@@ -106,7 +118,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor, reader=None) -> float:
     """
     from . import reader as _reader
 
-    fa, fb = _reader.features(a, reader), _reader.features(b, reader)
+    fa, fb = _reader.features(a, reader, name="a"), _reader.features(b, reader, name="b")
     for f, name in ((fa, "a"), (fb, "b")):
         if f.shape[0] < 2:
             raise ValueError(f"{name} must hold at least 2 images to estimate a covariance, got {f.shape[0]}")
@@ -121,6 +133,18 @@ def gaussian_frechet(mu_a, cov_a, mu_b, cov_b) -> float:
     no general matrix square root).
     """
     mu_a, mu_b, cov_a, cov_b = (torch.as_tensor(v, dtype=torch.float64) for v in (mu_a, mu_b, cov_a, cov_b))
+    d = mu_a.shape[0] if mu_a.dim() == 1 else -1
+    for value, name, shape in (
+        (mu_a, "mu_a", (d,)),
+        (mu_b, "mu_b", (d,)),
+        (cov_a, "cov_a", (d, d)),
+        (cov_b, "cov_b", (d, d)),
+    ):
+        if tuple(value.shape) != shape or d < 1:
+            want = "a vector [D]" if len(shape) == 1 else f"a covariance matrix [{d}, {d}] (D = len(mu_a))"
+            raise ValueError(f"{name} must be {want}, got shape {tuple(value.shape)}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
     lam, vec = torch.linalg.eigh(cov_a)
     root_a = (vec * lam.clamp_min(0).sqrt()) @ vec.T
     middle = root_a @ cov_b @ root_a

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
-from .checks import check_number, check_positive_int, check_seed
+from .checks import check_number, check_positive_int, check_seed, is_integer
 
 # Diffusion constants in grid units (the ratio 2 : 1 is what makes patterns form).
 DU, DV = 0.16, 0.08
@@ -68,9 +67,14 @@ class Frames:
 
 
 def _check_field(field, name: str) -> np.ndarray:
-    arr = np.asarray(field, dtype=np.float64)
+    try:
+        arr = np.asarray(field, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of concentrations [..., H, W], got {type(field).__name__}") from err
     if arr.ndim < 2 or arr.shape[-1] < 3 or arr.shape[-2] < 3:
         raise ValueError(f"{name} must be an array [..., H, W] with H, W >= 3, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 
 
@@ -97,7 +101,7 @@ def check_parameters(feed, kill, du=DU, dv=DV, dt=1.0) -> tuple[float, float, fl
 def resolve(pattern=None, feed=None, kill=None) -> tuple[float, float]:
     """(feed, kill) from a preset name, or from explicit numbers (which override the preset's)."""
     if pattern is not None:
-        if pattern not in PRESETS:
+        if not isinstance(pattern, str) or pattern not in PRESETS:
             raise ValueError(f"pattern must be one of {', '.join(map(repr, PRESETS))}, got {pattern!r}")
         f0, k0 = PRESETS[pattern]
         feed = f0 if feed is None else feed
@@ -113,7 +117,10 @@ def resolve(pattern=None, feed=None, kill=None) -> tuple[float, float]:
 def laplacian(field) -> np.ndarray:
     """The 5-point Laplacian on a periodic grid (spacing 1) of an array [..., H, W]: the sum of the
     four neighbours minus four times the centre, wrapping around at the edges."""
-    f = _check_field(field, "field")
+    return _laplacian(_check_field(field, "field"))
+
+
+def _laplacian(f: np.ndarray) -> np.ndarray:
     return np.roll(f, 1, axis=-2) + np.roll(f, -1, axis=-2) + np.roll(f, 1, axis=-1) + np.roll(f, -1, axis=-1) - 4.0 * f
 
 
@@ -130,7 +137,7 @@ def step(u, v, feed: float, kill: float, du: float = DU, dv: float = DV, dt: flo
     if u.shape != v.shape:
         raise ValueError(f"u and v must have the same shape, got {u.shape} and {v.shape}")
     ru, rv = reaction(u, v, feed, kill)
-    return u + dt * (du * laplacian(u) + ru), v + dt * (dv * laplacian(v) + rv)
+    return u + dt * (du * _laplacian(u) + ru), v + dt * (dv * _laplacian(v) + rv)
 
 
 def uniform_states(feed: float, kill: float) -> list[tuple[float, float]]:
@@ -151,8 +158,10 @@ def uniform_states(feed: float, kill: float) -> list[tuple[float, float]]:
 def initial_state(size, seed: int = 0, n_seeds: int = 6, seed_size: int | None = None, noise: float = 0.02):
     """The usual start: u = 1, v = 0 everywhere, except a few square "seeds" (u = 1/2, v = 1/4) at
     random places, plus a little noise. `size`: an int (square) or (H, W). Same seed, same state."""
-    h, w = (size, size) if isinstance(size, Integral) else tuple(size)
-    h, w = check_positive_int(h, "height", 8), check_positive_int(w, "width", 8)
+    hw = (size, size) if is_integer(size) else size
+    if isinstance(hw, (str, bytes)) or not hasattr(hw, "__len__") or len(hw) != 2:
+        raise ValueError(f"size must be an int (a square grid) or a pair (H, W), got {size!r}")
+    h, w = check_positive_int(hw[0], "size: height", 8), check_positive_int(hw[1], "size: width", 8)
     n_seeds = check_positive_int(n_seeds, "n_seeds", 1)
     side = max(2, min(h, w) // 10) if seed_size is None else check_positive_int(seed_size, "seed_size", 1)
     noise = check_number(noise, "noise", low=0.0)
@@ -195,7 +204,9 @@ def simulate(
     if init is None:
         u, v = initial_state(size, seed)
     else:
-        u, v = (_check_field(a, name).copy() for a, name in zip(init, ("u", "v"), strict=True))
+        if isinstance(init, (str, bytes)) or not hasattr(init, "__len__") or len(init) != 2:
+            raise ValueError(f"init must be a pair (u, v) of arrays [H, W], got {type(init).__name__}")
+        u, v = (_check_field(a, name).copy() for a, name in zip(init, ("init u", "init v"), strict=True))
         if u.shape != v.shape:
             raise ValueError(f"init: u and v must have the same shape, got {u.shape} and {v.shape}")
     marks = sorted(set(np.linspace(0, steps, n_frames).round().astype(int).tolist())) if n_frames > 1 else [steps]
@@ -213,7 +224,7 @@ def simulate(
         if i < steps:
             with np.errstate(over="ignore", invalid="ignore"):  # a divergence is reported just below
                 ru, rv = reaction(u, v, feed, kill)
-                u, v = u + dt * (du * laplacian(u) + ru), v + dt * (dv * laplacian(v) + rv)
+                u, v = u + dt * (du * _laplacian(u) + ru), v + dt * (dv * _laplacian(v) + rv)
             if (i + 1) % 100 == 0 or i + 1 == steps:
                 if not (np.isfinite(u).all() and np.isfinite(v).all()):
                     raise ValueError(

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import schedules as _schedules
-from .checks import batch_times, check_choice, check_images, check_positive_int
+from .checks import batch_times, check_choice, check_images, check_positive_int, is_integer
 
 PADDINGS = ("zeros", "circular")
 TARGETS = ("eps", "v")
@@ -68,6 +68,28 @@ class Conditioning(nn.Module):
         return emb.view(-1, self.blocks, self.channels)
 
 
+def _check_config(in_channels, channels, padding, num_classes, target) -> tuple:
+    """The constructor arguments every network shares, checked: (in_channels, channels, num_classes)."""
+    in_channels = check_positive_int(in_channels, "in_channels")
+    channels = check_positive_int(channels, "channels")
+    check_choice(padding, "padding", PADDINGS)
+    check_choice(target, "target", TARGETS)
+    if num_classes is not None:
+        if not is_integer(num_classes) or num_classes < 1:
+            raise ValueError(f"num_classes must be None (unconditional) or an integer >= 1, got {num_classes!r}")
+        num_classes = int(num_classes)
+    return in_channels, channels, num_classes
+
+
+def _input(net: nn.Module, x, first: nn.Conv2d) -> torch.Tensor:
+    """A network's input x checked (a finite [B, C, H, W] batch with the network's channels, on its device)
+    and cast to the network's dtype (a float64 batch runs through float32 weights)."""
+    check_images(x, "x", channels=net.config["in_channels"])
+    if x.device != first.weight.device:
+        raise ValueError(f"x is on {x.device} but the network is on {first.weight.device}; move one of them")
+    return x.to(first.weight.dtype)
+
+
 def _times(x: torch.Tensor, t) -> torch.Tensor:
     """A float or [B] tensor of times -> a [B] tensor in x's dtype, on x's device."""
     return batch_times(t, x.shape[0]).to(x)
@@ -78,7 +100,13 @@ def _labels(x: torch.Tensor, label, num_classes: int | None):
         return None
     if not num_classes:
         raise ValueError("label was given but this network was built without num_classes")
-    label = torch.as_tensor(label, dtype=torch.long, device=x.device)
+    try:
+        label = torch.as_tensor(label)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"label must be an int or one int per image, got {label!r}") from err
+    if label.dtype == torch.bool or label.is_floating_point() or label.is_complex():
+        raise ValueError(f"label must hold integers (classes), got {label.tolist()!r} of dtype {label.dtype}")
+    label = label.to(device=x.device, dtype=torch.long)
     label = label.expand(x.shape[0]) if label.dim() == 0 else label
     if label.shape != (x.shape[0],) or int(label.min()) < -1 or int(label.max()) >= num_classes:
         raise ValueError(f"label must be in [0, {num_classes}) (or -1 for none), one per image; got {label.tolist()}")
@@ -103,6 +131,8 @@ class ResNet(nn.Module):
 
     def __init__(self, in_channels=1, channels=64, blocks=6, padding="zeros", num_classes=None, target="eps"):
         super().__init__()
+        in_channels, channels, num_classes = _check_config(in_channels, channels, padding, num_classes, target)
+        blocks = check_positive_int(blocks, "blocks")
         self.config = dict(
             in_channels=in_channels,
             channels=channels,
@@ -111,9 +141,7 @@ class ResNet(nn.Module):
             num_classes=num_classes,
             target=target,
         )
-        check_choice(padding, "padding", PADDINGS)
-        self.target = check_choice(target, "target", TARGETS)
-        check_positive_int(blocks, "blocks")
+        self.target = target
         conv = lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding)
         self.conv_in = conv(in_channels, channels)
         self.convs = nn.ModuleList(conv(channels, channels) for _ in range(blocks))
@@ -127,18 +155,21 @@ class ResNet(nn.Module):
         return 2 * len(self.convs) + 5
 
     def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
-        emb = self.cond(_times(x, t), _labels(x, label, self.num_classes))
-        h = self.conv_in(x)
+        h = _input(self, x, self.conv_in)
+        emb = self.cond(_times(h, t), _labels(h, label, self.num_classes))
+        h = self.conv_in(h)
         for i, conv in enumerate(self.convs):
             h = h + F.relu(conv(h + emb[:, i, :, None, None]))
-        return self.conv_out(h)
+        return self.conv_out(h).to(x.dtype)
 
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over all positions of a feature map (no positional code, so it
     commutes with any permutation of positions, circular shifts included)."""
 
-    def __init__(self, channels: int, heads: int = 4):
+    HEADS = 4
+
+    def __init__(self, channels: int, heads: int = HEADS):
         super().__init__()
         self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
 
@@ -159,6 +190,12 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels=1, channels=32, padding="zeros", attention=False, num_classes=None, target="eps"):
         super().__init__()
+        in_channels, channels, num_classes = _check_config(in_channels, channels, padding, num_classes, target)
+        if attention and (2 * channels) % SelfAttention.HEADS:
+            raise ValueError(
+                f"channels must be even with attention=True (the bottleneck's {2 * channels} channels are split "
+                f"over {SelfAttention.HEADS} heads), got {channels}"
+            )
         self.config = dict(
             in_channels=in_channels,
             channels=channels,
@@ -167,8 +204,7 @@ class UNet(nn.Module):
             num_classes=num_classes,
             target=target,
         )
-        check_choice(padding, "padding", PADDINGS)
-        self.target = check_choice(target, "target", TARGETS)
+        self.target = target
         conv = lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding)
         c1, c2, c3 = channels, 2 * channels, 2 * channels
         widths = [(in_channels, c1), (c1, c2), (c2, c3), (c3 + c2, c2), (c2 + c1, c1)]
@@ -186,17 +222,18 @@ class UNet(nn.Module):
         return F.silu(self.second[i](h))
 
     def forward(self, x: torch.Tensor, t, label=None) -> torch.Tensor:
+        h0 = _input(self, x, self.first[0])
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"UNet needs H and W divisible by 4, got x of shape {tuple(x.shape)}")
-        emb = self.cond(_times(x, t), _labels(x, label, self.num_classes))
-        h1 = self._level(0, x, emb)
+        emb = self.cond(_times(h0, t), _labels(h0, label, self.num_classes))
+        h1 = self._level(0, h0, emb)
         h2 = self._level(1, F.avg_pool2d(h1, 2), emb)
         h3 = self._level(2, F.avg_pool2d(h2, 2), emb)
         if self.attention is not None:
             h3 = self.attention(h3)
         h = self._level(3, torch.cat([F.interpolate(h3, scale_factor=2.0), h2], dim=1), emb)
         h = self._level(4, torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), emb)
-        return self.conv_out(h)
+        return self.conv_out(h).to(x.dtype)
 
 
 ARCHITECTURES = {"resnet": ResNet, "unet": UNet}
@@ -210,11 +247,13 @@ def build(kind: str, **config) -> nn.Module:
 
 def regression_target(x0: torch.Tensor, eps: torch.Tensor, a, s, target: str) -> torch.Tensor:
     """What a network with this `target` is trained to output: eps, or v = a eps - s x0."""
+    check_choice(target, "target", TARGETS)
     return eps if target == "eps" else a * eps - s * x0
 
 
 def split_output(out: torch.Tensor, x_t: torch.Tensor, a, s, target: str):
     """A network's raw output -> (eps_hat, x0_hat), both [B, C, H, W], using x_t = a x0 + s eps."""
+    check_choice(target, "target", TARGETS)
     if target == "eps":
         return out, (x_t - s * out) / a
     return s * x_t + a * out, a * x_t - s * out
@@ -243,7 +282,7 @@ class NetworkDenoiser:
 
     def predict(self, x_t: torch.Tensor, t, label=None):
         """(eps_hat, x0_hat) for x_t [B, C, H, W] at time(s) t."""
-        check_images(x_t, "x_t")
+        check_images(x_t, "x_t", channels=getattr(self.net, "config", {}).get("in_channels"))
         self.net.eval()
         with torch.no_grad():
             out = self.net(x_t.to(self.device), t, label=label).to(x_t.device)

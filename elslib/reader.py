@@ -216,21 +216,37 @@ def _probabilities(reader: DigitReader, images: torch.Tensor, batch: int = 512) 
         return torch.cat([F.softmax(reader(images[i : i + batch]), 1) for i in range(0, len(images), batch)])
 
 
-def _check_digits(images) -> torch.Tensor:
-    check_images(images, "images", channels=1, size=(32, 32))
+def _check_digits(images, name: str = "images") -> torch.Tensor:
+    check_images(images, name, channels=1, size=(32, 32))
     return images.detach().to("cpu", torch.float32)
+
+
+def _reader(reader) -> DigitReader:
+    """The given reader, or the shipped one for None."""
+    if reader is None:
+        return load()
+    if not isinstance(reader, DigitReader):
+        raise TypeError(f"reader must be a reader.DigitReader (or None: the shipped one), got {type(reader).__name__}")
+    return reader
 
 
 def read(images: torch.Tensor, reader: DigitReader | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The reader's verdict on images [B, 1, 32, 32] in [-1, 1]: the most likely digit [B] int64 and
     its probability [B] (what is left goes to the other digits and to "not a digit")."""
-    probs = _probabilities(reader or load(), _check_digits(images))
-    top = probs[:, :NOT_A_DIGIT].max(1)
+    reader, images = _reader(reader), _check_digits(images)
+    if len(images) == 0:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
+    top = _probabilities(reader, images)[:, :NOT_A_DIGIT].max(1)
     return top.indices, top.values
 
 
-def features(images: torch.Tensor, reader: DigitReader | None = None, batch: int = 512) -> torch.Tensor:
-    """The reader's features [B, 128] (float64) of digit images [B, 1, 32, 32]."""
-    reader, images = reader or load(), _check_digits(images)
+def features(
+    images: torch.Tensor, reader: DigitReader | None = None, batch: int = 512, name: str = "images"
+) -> torch.Tensor:
+    """The reader's features [B, 128] (float64) of digit images [B, 1, 32, 32] (`name`: the argument, for errors)."""
+    reader, images = _reader(reader), _check_digits(images, name)
+    batch = check_positive_int(batch, "batch")
+    if len(images) == 0:
+        return torch.zeros(0, reader.head.in_features, dtype=torch.float64)
     with torch.no_grad():
         return torch.cat([reader.features(images[i : i + batch]) for i in range(0, len(images), batch)]).double()

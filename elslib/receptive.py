@@ -21,12 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from . import networks
 from . import schedules as _schedules
-from .checks import check_images, check_odd, check_positive_int
+from .checks import (
+    check_callable,
+    check_images,
+    check_number,
+    check_odd,
+    check_positive_int,
+    check_seed,
+    check_sequence,
+    check_size,
+    is_integer,
+)
 from .denoisers import schedule_of
 
 # --------------------------------------------------------------------------- from the layers
@@ -41,9 +52,11 @@ def conv_receptive_field(kernel_sizes: Sequence[int], dilations=None, strides=No
     Pointwise layers (ReLU, 1x1 convs, adding a per-channel embedding) do not widen it; a skip
     connection around a layer does not either (the field of a sum is the larger of the two).
     """
-    ks = [check_positive_int(k, "kernel size") for k in kernel_sizes]
-    ds = [1] * len(ks) if dilations is None else [check_positive_int(d, "dilation") for d in dilations]
-    ss = [1] * len(ks) if strides is None else [check_positive_int(s, "stride") for s in strides]
+    ks = [check_positive_int(k, "kernel_sizes entry") for k in check_sequence(kernel_sizes, "kernel_sizes", False)]
+    ds = [1] * len(ks) if dilations is None else dilations
+    ss = [1] * len(ks) if strides is None else strides
+    ds = [check_positive_int(d, "dilations entry") for d in check_sequence(ds, "dilations", False)]
+    ss = [check_positive_int(s, "strides entry") for s in check_sequence(ss, "strides", False)]
     if not len(ks) == len(ds) == len(ss):
         raise ValueError(
             f"kernel_sizes, dilations and strides must have the same length, got {len(ks)}, {len(ds)}, {len(ss)}"
@@ -77,10 +90,11 @@ def x0_hat(model, x_t: torch.Tensor, t, schedule=None) -> torch.Tensor:
     """
     net, sched = _network_parts(model)
     if net is None:
+        check_callable(model, "model", (x_t, t), call="D(x_t, t) -> x0_hat")
         return model(x_t, t)
     if not hasattr(net, "target"):
         raise ValueError(
-            f"{type(net).__name__} has no `target` ('eps' or 'v'): wrap it with networks.as_denoiser "
+            f"model is a {type(net).__name__} without a `target` ('eps' or 'v'): wrap it with networks.as_denoiser "
             "or call gradient_map with a function D(x_t, t) -> x0_hat"
         )
     sched = _schedules.get(schedule) if sched is None else schedule_of(model, schedule)
@@ -90,6 +104,13 @@ def x0_hat(model, x_t: torch.Tensor, t, schedule=None) -> torch.Tensor:
 
 
 def _check_pixel(pixel, size) -> tuple[int, int]:
+    if isinstance(pixel, (torch.Tensor, np.ndarray)):
+        pixel = pixel.tolist()
+    if isinstance(pixel, (tuple, list)):  # entries may be 0-d integer tensors, e.g. from torch.nonzero
+        pixel = [v.item() if isinstance(v, torch.Tensor) and v.dim() == 0 else v for v in pixel]
+    pair = isinstance(pixel, (tuple, list)) and len(pixel) == 2
+    if not pair or not all(is_integer(v) for v in pixel):
+        raise ValueError(f"pixel must be a pair (row, col) of integers, got {pixel!r}")
     row, col = (int(v) for v in pixel)
     h, w = size
     if not (0 <= row < h and 0 <= col < w):
@@ -113,18 +134,25 @@ def gradient_map(model, x_t: torch.Tensor, t, pixel, schedule=None) -> torch.Ten
     x = x_t.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = x0_hat(model, x, t, schedule)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape or not out.requires_grad:
+            raise ValueError(
+                "model must return x0_hat shaped like x_t and differentiable in x_t (the score machines detach "
+                "their input: use finite differences for them)"
+            )
         (grad,) = torch.autograd.grad(out[:, :, row, col].sum(), x)
     return grad.detach()
 
 
 def _as_function(net):
     """net -> (f(x) -> output image, input channels) for measuring a field."""
-    if isinstance(net, networks.NetworkDenoiser) or hasattr(net, "target"):
+    if isinstance(net, networks.NetworkDenoiser) or (isinstance(net, nn.Module) and hasattr(net, "target")):
         module = net.net if isinstance(net, networks.NetworkDenoiser) else net
         return (lambda x: x0_hat(net, x, 0.5)), module.config["in_channels"]
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"net must be a network (an nn.Module or a NetworkDenoiser), got {type(net).__name__}")
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f"{type(net).__name__} has no Conv2d layer to measure a receptive field of")
+        raise ValueError(f"net (a {type(net).__name__}) has no Conv2d layer to measure a receptive field of")
     return net, convs[0].in_channels
 
 
@@ -140,10 +168,11 @@ def measured_receptive_field(net, size: int = 64, seeds=(0, 1, 2)) -> int:
     """
     fn, channels = _as_function(net)
     size = check_positive_int(size, "size", minimum=3)
+    seeds = [check_seed(s, "seeds entry") for s in check_sequence(seeds, "seeds")]
     centre = size // 2
     reach = torch.zeros(size, size, dtype=torch.bool)
     for seed in seeds:
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(seed)
         x = torch.randn((1, channels, size, size), generator=gen)
         module = net.net if isinstance(net, networks.NetworkDenoiser) else net
         params = list(module.parameters())
@@ -171,7 +200,7 @@ def measured_receptive_field(net, size: int = 64, seeds=(0, 1, 2)) -> int:
 
 def window_mask(size, pixel, patch_size: int) -> torch.Tensor:
     """bool [H, W]: the P x P window centred on `pixel` (row, col), cut at the image border."""
-    h, w = size
+    h, w = check_size(size, "size")
     row, col = _check_pixel(pixel, size)
     r = check_odd(patch_size, "patch_size") // 2
     rows = (torch.arange(h) - row).abs() <= r
@@ -181,8 +210,11 @@ def window_mask(size, pixel, patch_size: int) -> torch.Tensor:
 
 def gradient_mass(grad: torch.Tensor) -> torch.Tensor:
     """|grad| summed over channels: [H, W] or [C, H, W] -> [H, W]; [B, C, H, W] -> [B, H, W]."""
-    if grad.dim() not in (2, 3, 4):
-        raise ValueError(f"grad must be [H, W], [C, H, W] or [B, C, H, W], got shape {tuple(grad.shape)}")
+    if not isinstance(grad, torch.Tensor) or grad.dim() not in (2, 3, 4):
+        got = tuple(grad.shape) if isinstance(grad, torch.Tensor) else type(grad).__name__
+        raise ValueError(f"grad must be a tensor [H, W], [C, H, W] or [B, C, H, W], got {got}")
+    if not torch.isfinite(grad).all():
+        raise ValueError("grad contains NaN or infinite values")
     a = grad.detach().abs().double().cpu()
     if a.dim() == 2:
         return a
@@ -204,8 +236,9 @@ def share_inside_window(grad: torch.Tensor, pixel, patch_size: int):
 def share_by_window(grad: torch.Tensor, pixel, sizes=None) -> torch.Tensor:
     """:func:`share_inside_window` for every odd P in `sizes` (default 1, 3, ... up to 2 max(H, W) - 1,
     the window that covers the image from any pixel): [len(sizes)], or [B, len(sizes)] for a batch."""
-    h, w = grad.shape[-2:]
-    sizes = list(range(1, 2 * max(h, w), 2)) if sizes is None else list(sizes)
+    h, w = gradient_mass(grad).shape[-2:]
+    sizes = list(range(1, 2 * max(h, w), 2)) if sizes is None else check_sequence(sizes, "sizes")
+    sizes = [check_odd(p, "sizes entry") for p in sizes]
     shares = [torch.as_tensor(share_inside_window(grad, pixel, p), dtype=torch.float64) for p in sizes]
     return torch.stack(shares, dim=-1)
 
@@ -213,10 +246,16 @@ def share_by_window(grad: torch.Tensor, pixel, sizes=None) -> torch.Tensor:
 def effective_window(shares, sizes, level: float = 0.9) -> int:
     """The smallest P in `sizes` whose window holds at least `level` of the gradient (shares: [len(sizes)],
     as from :func:`share_by_window`, increasing with P). The largest size when none does."""
-    shares = torch.as_tensor(shares, dtype=torch.float64).flatten()
-    sizes = list(sizes)
+    try:
+        shares = torch.as_tensor(shares, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"shares must be a sequence of shares in [0, 1], got {type(shares).__name__}") from err
+    if not torch.isfinite(shares).all():
+        raise ValueError("shares contains NaN or infinite values")
+    sizes = check_sequence(sizes, "sizes")
     if len(sizes) != len(shares):
         raise ValueError(f"shares and sizes must have the same length, got {len(shares)} and {len(sizes)}")
+    level = check_number(level, "level")
     if not 0.0 < level <= 1.0:
         raise ValueError(f"level must be in (0, 1], got {level}")
     above = torch.nonzero(shares >= level - 1e-12).flatten()

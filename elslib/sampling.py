@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_images, check_positive_int, check_time
+from .checks import check_callable, check_images, check_positive_int, check_seed, check_sequence, check_time, is_integer
 from .denoisers import schedule_of
 
 
@@ -48,8 +48,13 @@ def noise_like(shape, seed: int = 0, device=None, dtype=torch.float32) -> torch.
 
     Drawn on the CPU and then moved, so the same seed gives the same noise on every device.
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    out = torch.randn(tuple(shape), generator=gen, dtype=dtype)
+    dims = check_sequence(shape, "shape", nonempty=False) if not isinstance(shape, int) else None
+    if dims is None or not all(is_integer(d) and d >= 0 for d in dims):
+        raise ValueError(f"shape must be a sequence of sizes >= 0 such as (B, C, H, W), got {shape!r}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype such as torch.float32, got {dtype!r}")
+    gen = torch.Generator().manual_seed(check_seed(seed))
+    out = torch.randn(tuple(int(d) for d in dims), generator=gen, dtype=dtype)
     return out if device is None else out.to(device)
 
 
@@ -102,6 +107,10 @@ def _call(denoiser, x, t: float, label):
 def _sample(denoiser, noise, *, times, schedule, label, eta, generator, return_trajectory, progress, callback, desc):
     """The update shared by DDIM (eta = 0) and DDPM (eta = 1) over the time grid `times`."""
     check_images(noise, "noise")
+    call = "D(x_t, t)" if label is None else "D(x_t, t, label=...)"
+    check_callable(denoiser, "denoiser", (noise, times[0]), None if label is None else {"label": label}, call)
+    if callback is not None:
+        check_callable(callback, "callback", (0, times[0], noise, noise), call="callback(step, t, x_next, x0_hat)")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     sched = schedule_of(denoiser, schedule)  # the denoiser's own: one owner of what t means
@@ -202,7 +211,7 @@ def ddpm(
     The injected noise comes from a generator seeded by `seed` (drawn on the CPU), so the same
     (noise, seed) pair gives the same image. Other arguments as in :func:`ddim`.
     """
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     return _sample(
         denoiser,
         noise,

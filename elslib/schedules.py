@@ -62,6 +62,9 @@ class Schedule:
         is the one place where times become per-image factors; networks, training, gradient maps
         and the forward process all call it.
         """
+        if not isinstance(like, torch.Tensor) or like.dim() < 1:
+            got = tuple(like.shape) if isinstance(like, torch.Tensor) else type(like).__name__
+            raise ValueError(f"like must be an image batch tensor [B, C, H, W], got {got}")
         b = like.shape[0]
         t = batch_times(t, b)  # float64 [B] on the CPU: one check, one conversion
         a, s = self.alpha(t), self.sigma(t)
@@ -133,6 +136,8 @@ class LinearSchedule(Schedule):
                 f"need finite numbers 0 <= beta_min <= beta_max (DDPM: 0.1 and 20), got beta_min={beta_min!r}, "
                 f"beta_max={beta_max!r}"
             )
+        if beta_max == 0:
+            raise ValueError("beta_max must be > 0: with beta_min = beta_max = 0 no noise is ever added (DDPM: 20)")
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 
     def _alpha_bar(self, t):

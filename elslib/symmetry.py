@@ -28,9 +28,45 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .checks import check_choice, check_images
+from .checks import (
+    check_callable,
+    check_choice,
+    check_images,
+    check_integer,
+    check_number,
+    check_positive_int,
+    check_sequence,
+    check_size,
+)
 
 MODES = ("circular", "zeros")
+
+
+def _offset(value, name: str) -> int:
+    """A shift along one axis: an integer (a 0-d integer tensor too)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        value = value.item()
+    return check_integer(value, name)
+
+
+def _shifts(shifts) -> list[tuple[int, int]]:
+    pairs = check_sequence(shifts, "shifts", nonempty=False)
+    if not all(isinstance(d, (tuple, list)) and len(d) == 2 for d in pairs):
+        raise ValueError(f"shifts must be a list of pairs (dy, dx), got {shifts!r}")
+    return [(_offset(dy, "shifts entry dy"), _offset(dx, "shifts entry dx")) for dy, dx in pairs]
+
+
+def _apply(f, x: torch.Tensor) -> torch.Tensor:
+    """f(x), checked to be one image per input image, of the same size (H, W); channels may differ."""
+    out = f(x)
+    if (
+        not isinstance(out, torch.Tensor)
+        or out.dim() < 3
+        or (out.shape[0], *out.shape[-2:]) != (x.shape[0], *x.shape[-2:])
+    ):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"f must map images to images of the same size: f(x) of shape {tuple(x.shape)} gave {got}")
+    return out
 
 
 def shift(x: torch.Tensor, dy: int, dx: int, mode: str = "circular", fill: float = 0.0) -> torch.Tensor:
@@ -41,9 +77,13 @@ def shift(x: torch.Tensor, dy: int, dx: int, mode: str = "circular", fill: float
     (0 by default; -1 is the background of images in [-1, 1]).
     """
     check_choice(mode, "mode", MODES)
-    dy, dx = int(dy), int(dx)
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor of images [..., H, W], got {got}")
+    dy, dx = _offset(dy, "dy"), _offset(dx, "dx")
     if mode == "circular":
         return torch.roll(x, (dy, dx), (-2, -1))
+    fill = check_number(fill, "fill")
     h, w = x.shape[-2:]
     out = torch.full_like(x, fill)
     if abs(dy) >= h or abs(dx) >= w:
@@ -58,7 +98,8 @@ def valid_mask(size: tuple[int, int], dy: int, dx: int, mode: str = "circular") 
     """bool [H, W]: pixels of ``shift(x, dy, dx, mode)`` that hold a pixel of x (all of them when
     circular; with zeros, not the vacated band that was filled)."""
     check_choice(mode, "mode", MODES)
-    h, w = size
+    h, w = check_size(size, "size")
+    dy, dx = _offset(dy, "dy"), _offset(dx, "dx")
     if mode == "circular":
         return torch.ones(h, w, dtype=torch.bool)
     return shift(torch.ones(h, w), dy, dx, mode="zeros", fill=0.0) > 0
@@ -66,7 +107,7 @@ def valid_mask(size: tuple[int, int], dy: int, dx: int, mode: str = "circular") 
 
 def distance_to_edge(size: tuple[int, int]) -> torch.Tensor:
     """int64 [H, W]: how many pixels lie between each pixel and the nearest edge (0 on the edge)."""
-    h, w = size
+    h, w = check_size(size, "size")
     rows = torch.arange(h)
     cols = torch.arange(w)
     dr = torch.minimum(rows, h - 1 - rows)
@@ -84,10 +125,10 @@ def border_distance(size: tuple[int, int], dy: int = 0, dx: int = 0, mode: str =
     With ``mode="zeros"`` pixels outside :func:`valid_mask` get -1.
     """
     check_choice(mode, "mode", MODES)
-    h, w = size
+    h, w = check_size(size, "size")
     here = distance_to_edge(size)
-    rows = torch.arange(h)[:, None] - int(dy)
-    cols = torch.arange(w)[None, :] - int(dx)
+    rows = torch.arange(h)[:, None] - _offset(dy, "dy")
+    cols = torch.arange(w)[None, :] - _offset(dx, "dx")
     if mode == "circular":
         rows, cols = rows % h, cols % w
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
@@ -105,9 +146,10 @@ def equivariance_map(
     S f(x) is defined (everywhere for circular shifts).
     """
     check_images(x, "x")
+    check_callable(f, "f", (x,), call="f(images) -> images")
     with torch.no_grad():
-        moved_first = f(shift(x, dy, dx, mode, fill))
-        moved_after = shift(f(x), dy, dx, mode, fill)
+        moved_first = _apply(f, shift(x, dy, dx, mode, fill))
+        moved_after = shift(_apply(f, x), dy, dx, mode, fill)
     err = (moved_first - moved_after).abs()
     return err, valid_mask(tuple(x.shape[-2:]), dy, dx, mode).to(err.device)
 
@@ -117,18 +159,20 @@ def _shifted_errors(f, x, shifts, mode, fill, batch, progress):
     shifted inputs sent to f in batches of about `batch` images."""
     check_images(x, "x")
     check_choice(mode, "mode", MODES)
-    shifts = [(int(dy), int(dx)) for dy, dx in shifts]
-    per_call = max(1, batch // x.shape[0])
+    check_callable(f, "f", (x,), call="f(images) -> images")
+    shifts = _shifts(shifts)
+    batch = check_positive_int(batch, "batch")
+    per_call = max(1, batch // max(x.shape[0], 1))
     starts = range(0, len(shifts), per_call)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"{len(shifts)} shifts", leave=False)
     with torch.no_grad():
-        base = f(x)
+        base = _apply(f, x)
         for start in starts:
             group = shifts[start : start + per_call]
-            moved = f(torch.cat([shift(x, dy, dx, mode, fill) for dy, dx in group]))
+            moved = _apply(f, torch.cat([shift(x, dy, dx, mode, fill) for dy, dx in group]))
             for k, (dy, dx) in enumerate(group):
                 yield dy, dx, (moved[k * len(x) : (k + 1) * len(x)] - shift(base, dy, dx, mode, fill)).abs()
 
@@ -151,7 +195,8 @@ def equivariance_error(
     pixel qualifies. f(x) is computed once; the shifted inputs go to f in batches of about
     `batch` images (``progress``: a bar).
     """
-    size = tuple(x.shape[-2:])
+    size = tuple(x.shape[-2:]) if isinstance(x, torch.Tensor) else None
+    min_border = check_positive_int(min_border, "min_border", minimum=0)
     errors = []
     for dy, dx, err in _shifted_errors(f, x, shifts, mode, fill, batch, progress):
         keep = valid_mask(size, dy, dx, mode) & (border_distance(size, dy, dx, mode) >= min_border)
@@ -174,6 +219,7 @@ def equivariance_by_distance(
     covers every distance). Its maximum over r is :func:`equivariance_error`; its maximum over
     r >= r0 is that with ``min_border=r0``, all from one pass over the shifts.
     """
+    check_images(x, "x")
     size = tuple(x.shape[-2:])
     top = min(size) // 2 + 1
     rows = []
@@ -191,7 +237,7 @@ def equivariance_by_distance(
 
 def all_shifts(size: tuple[int, int]) -> list[tuple[int, int]]:
     """Every circular shift (dy, dx) of an H x W image, (0, 0) first: H * W of them."""
-    h, w = size
+    h, w = check_size(size, "size")
     return [(dy, dx) for dy in range(h) for dx in range(w)]
 
 
@@ -207,8 +253,12 @@ def nearest_shifted(x: torch.Tensor, train: torch.Tensor, chunk: int | None = No
     """
     check_images(x, "x")
     check_images(train, "train", channels=x.shape[1], size=tuple(x.shape[-2:]))
+    if len(train) == 0:
+        raise ValueError("train must hold at least one image, got an empty batch")
     h, w = x.shape[-2:]
-    chunk = chunk or max(1, 2**17 // x[0].numel() // len(x))
+    if chunk is None:
+        chunk = max(1, 2**17 // max(x[0].numel() * len(x), 1)) if len(x) else 1
+    chunk = check_positive_int(chunk, "chunk")
     q = x.double()
     qf = torch.fft.rfft2(q)
     qn = q.square().sum((1, 2, 3))
@@ -226,6 +276,8 @@ def nearest_shifted(x: torch.Tensor, train: torch.Tensor, chunk: int | None = No
         index = torch.where(better, flat // (h * w) + start, index)
         where = torch.where(better, flat % (h * w), where)
     shifts = torch.stack([where // w, where % w], dim=1)
+    if len(q) == 0:
+        return best.float(), index, shifts
     nearest = torch.stack(
         [shift(train[int(i)].to(q.device).double(), int(s[0]), int(s[1])) for i, s in zip(index, shifts, strict=True)]
     )

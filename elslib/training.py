@@ -14,6 +14,8 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from numbers import Real
+from os import PathLike
 from pathlib import Path
 
 import torch
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from . import device as _device
 from . import networks
 from . import schedules as _schedules
-from .checks import check_images, check_positive_int
+from .checks import check_images, check_number, check_positive_int, check_seed
 
 
 @dataclass
@@ -38,6 +40,7 @@ class History:
 
     def smoothed(self, window: int = 50) -> torch.Tensor:
         """Running mean of the loss over `window` steps (for a readable loss curve)."""
+        window = check_positive_int(window, "window")
         losses = torch.tensor(self.losses)
         if len(losses) < window:
             return losses
@@ -96,7 +99,7 @@ class WeightAverage:
     """
 
     def __init__(self, net, decay: float):
-        if not 0.0 < float(decay) < 1.0:
+        if isinstance(decay, bool) or not isinstance(decay, Real) or not 0.0 < float(decay) < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {decay!r}")
         self.decay = float(decay)
         self.updates = 0
@@ -160,7 +163,10 @@ def save_checkpoint(
 
 
 def read_checkpoint(path) -> dict:
-    """Read a checkpoint safely (tensors and plain values only) and check its layout."""
+    """Read a checkpoint safely (tensors and plain values only) and check its layout: an
+    architecture `kind`, its `config` and its `weights` (a ValueError naming the file otherwise)."""
+    if not isinstance(path, (str, PathLike)):
+        raise TypeError(f"path must be a str or a pathlib.Path to a checkpoint file, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -170,6 +176,14 @@ def read_checkpoint(path) -> dict:
         raise ValueError(f"checkpoint {path} could not be read safely ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or state.get("format") != "elslib-checkpoint-1":
         raise ValueError(f"checkpoint {path} is not an elslib checkpoint (no 'format': 'elslib-checkpoint-1')")
+    if state.get("kind") not in networks.ARCHITECTURES:
+        kinds = list(networks.ARCHITECTURES)
+        raise ValueError(f"checkpoint {path} is damaged: its 'kind' is {state.get('kind')!r}, not one of {kinds}")
+    if not isinstance(state.get("config"), dict):
+        raise ValueError(f"checkpoint {path} is damaged: its 'config' is missing or not a dict")
+    weights = state.get("weights")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"checkpoint {path} is damaged: its 'weights' are missing or not a dict of tensors")
     return state
 
 
@@ -198,7 +212,12 @@ def load_checkpoint(path, device=None, use_ema: bool = True):
     Raises ValueError naming the file when it was tampered with or does not fit its architecture.
     """
     state = read_checkpoint(path)
-    net = networks.build(state["kind"], **state["config"])
+    try:
+        net = networks.build(state["kind"], **state["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"checkpoint {path} is damaged: its config {state['config']} does not build a network ({err})"
+        ) from err
     try:
         net.load_state_dict(state["ema"] if use_ema and "ema" in state else state["weights"])
     except RuntimeError as err:
@@ -210,6 +229,8 @@ def load_checkpoint(path, device=None, use_ema: bool = True):
 
 def learning_rate(step: int, lr: float, steps: int, warmup: int = 0) -> float:
     """The learning rate at `step` (0-based) of a run of `steps`: linear warm-up, then one cosine to 0."""
+    if not steps > warmup >= 0:
+        raise ValueError(f"need 0 <= warmup < steps, got warmup={warmup!r} and steps={steps!r}")
     if step < warmup:
         return lr * (step + 1) / warmup
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
@@ -222,6 +243,49 @@ def _keep_record(checkpoint: Path, step: int, net, ema, history: History, meta) 
         snapshot.load_state_dict(ema.average())
     path = checkpoint.with_name(f"{checkpoint.stem}-step{step}.pt")
     return save_checkpoint(path, snapshot, history=history, meta={**(meta or {}), "step": step})
+
+
+def _check_labels(net, labels, n: int):
+    """Training labels: None, or one class per image for a class-conditional net (-1: no label)."""
+    if labels is None:
+        return None
+    classes = getattr(net, "num_classes", None)
+    if not classes:
+        raise ValueError("labels were given but net was built without num_classes: it cannot be conditioned on them")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (n,):
+        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an int64 tensor [{n}], one class per image, got {got}")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"labels must hold integers, got dtype {labels.dtype}")
+    if n and (int(labels.min()) < -1 or int(labels.max()) >= classes):
+        raise ValueError(
+            f"labels must lie in [0, {classes}) (or -1: no label), got values from {int(labels.min())} to "
+            f"{int(labels.max())}"
+        )
+    return labels
+
+
+def _resume(checkpoint, state: dict, net, opt, ema, gen, dev) -> History:
+    """Load a working checkpoint into the run (weights, optimiser, average, generator); its History."""
+    try:
+        net.load_state_dict(state["weights"])
+        if "optimizer" in state:
+            opt.load_state_dict(state["optimizer"])
+        if ema is not None and "ema_sum" in state:
+            ema.restore(state, dev)
+        losses, seconds = state["losses"], state["seconds"]
+        if not isinstance(losses, list) or not all(isinstance(v, float) and math.isfinite(v) for v in losses):
+            raise ValueError("'losses' is not a list of finite numbers")
+        history = History(list(losses), float(seconds))
+        if "generator" in state:  # so that a resumed run draws what an unbroken one would have
+            gen.set_state(state["generator"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        what = f"no {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
+        raise ValueError(
+            f"checkpoint {checkpoint} is damaged or belongs to another network ({kind_of(net)} with {net.config}); "
+            f"it cannot be resumed: {what}"
+        ) from err
+    return history
 
 
 def train(
@@ -268,9 +332,21 @@ def train(
     naming the step, before anything is saved. Returns the History (losses of all steps,
     resumed ones included).
     """
-    check_images(images, "images")
+    kind_of(net)
+    check_images(images, "images", channels=net.config["in_channels"])
+    if len(images) == 0:
+        raise ValueError(f"images must hold at least one training image, got shape {tuple(images.shape)}")
+    labels = _check_labels(net, labels, len(images))
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_number(lr, "lr", low=0.0)
+    save_every = check_positive_int(save_every, "save_every")
+    seed = check_seed(seed)
+    label_dropout = check_number(label_dropout, "label_dropout", low=0.0)
+    if label_dropout > 1.0:
+        raise ValueError(f"label_dropout must be a fraction in [0, 1], got {label_dropout!r}")
+    if ema_decay is not None:
+        ema_decay = check_number(ema_decay, "ema_decay")
     warmup = check_positive_int(warmup, "warmup", minimum=0)
     if warmup >= steps:
         raise ValueError(f"warmup must be smaller than steps={steps}, got {warmup}")
@@ -286,19 +362,12 @@ def train(
     ema = WeightAverage(net, ema_decay) if ema_decay else None
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = read_checkpoint(checkpoint)
-        net.load_state_dict(state["weights"])
-        if "optimizer" in state:
-            opt.load_state_dict(state["optimizer"])
         if ema is not None and "ema" in state and "ema_sum" not in state:
             raise ValueError(
                 f"checkpoint {checkpoint} holds a weight average without its running sum (an older format): "
                 "it cannot be resumed exactly; start again with resume=False"
             )
-        if ema is not None and "ema_sum" in state:
-            ema.restore(state, dev)
-        history = History(list(state["losses"]), float(state["seconds"]))
-        if "generator" in state:  # so that a resumed run draws what an unbroken one would have
-            gen.set_state(state["generator"])
+        history = _resume(checkpoint, state, net, opt, ema, gen, dev)
     lr_at = lambda step: learning_rate(step, lr, steps, warmup)
     x_all = images.to(dev)
     y_all = labels.to(dev) if labels is not None else None

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import device as _device
-from ..checks import check_choice, check_positive_int, check_seed
+from ..checks import check_choice, check_images, check_positive_int, check_seed, check_size
 from . import downloads, offline
 from .downloads import DatasetUnavailable, cache_dir
 
@@ -80,9 +80,8 @@ def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
 def resize(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Resize [N, C, H, W] images to `size` (int for square, or (H, W)): area-average when
     shrinking, antialiased bilinear when growing."""
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if len(hw) != 2 or any(not isinstance(s, int) or s < 1 for s in hw):
-        raise ValueError(f"size must be a positive int or a pair (H, W) of them, got {size!r}")
+    check_images(images, "images")
+    hw = check_size(size, "size")
     if tuple(images.shape[-2:]) == hw:
         return images
     if hw[0] <= images.shape[-2] and hw[1] <= images.shape[-1]:
@@ -116,6 +115,8 @@ def load(
     order = balanced_order(labels, check_seed(seed))
     if classes is not None:
         wanted = np.atleast_1d(np.asarray(classes))
+        if wanted.ndim != 1 or not np.issubdtype(wanted.dtype, np.integer) or not len(wanted):
+            raise ValueError(f"classes must be a label or a non-empty list of labels (integers), got {classes!r}")
         missing = sorted(set(wanted.tolist()) - set(np.unique(labels).tolist()))
         if missing:
             raise ValueError(f"classes={classes!r} asks for labels {missing} that {name!r} does not have")
@@ -150,4 +151,6 @@ def available(name: str) -> bool:
 
 def denormalise(x: torch.Tensor) -> torch.Tensor:
     """Map images from [-1, 1] back to [0, 1] for display (values outside are clipped)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor of images in [-1, 1], got {type(x).__name__}")
     return ((x + 1.0) / 2.0).clamp(0.0, 1.0)

@@ -15,7 +15,7 @@ from numbers import Integral
 import torch
 
 from .. import schedules
-from ..checks import batch_times, check_images, check_odd, check_positive_int
+from ..checks import batch_times, check_callable, check_images, check_odd, check_positive_int
 from ..device import resolve
 from .explain import Explanation
 
@@ -27,6 +27,11 @@ DEFAULT_CHUNK = 2**21
 # finite (float32 holds up to 3e38), and because each softmax subtracts its running maximum
 # the weights become the exact hard choice of the nearest candidate(s) at t = 0.
 S2_FLOOR = 1e-20
+
+# The largest |value| a machine takes, in its training images and in x_t. Images live in [-1, 1]
+# and noisy ones within a few units; at t = 0 a score divides a squared distance by 2 S2_FLOOR,
+# which overflows float32 for values much beyond this (the result would silently be NaN).
+MAX_VALUE = 1e6
 
 
 class Machine:
@@ -41,7 +46,7 @@ class Machine:
     """
 
     def __init__(self, images, schedule=None, labels=None, device=None, chunk_size: int = DEFAULT_CHUNK):
-        check_images(images, "images")
+        check_images(images, "images", largest=MAX_VALUE)
         if images.shape[0] < 1:
             raise ValueError(f"images must hold at least one training image, got shape {tuple(images.shape)}")
         self.device = resolve(device)
@@ -118,7 +123,7 @@ class Machine:
     # ------------------------------------------------------------------------ helpers
     def _inputs(self, x_t, t, label):
         """Checked inputs: x float32 on device, a and s^2 float64 [B], labels list or None, t [B]."""
-        check_images(x_t, "x_t", channels=self.channels, size=self.size)
+        check_images(x_t, "x_t", channels=self.channels, size=self.size, largest=MAX_VALUE)
         b = x_t.shape[0]
         x = x_t.detach().to(self.device, torch.float32)
         tt = batch_times(t, b)
@@ -207,7 +212,7 @@ class PatchMachine(Machine):
     def __init__(self, images, patch_size: int | Callable[[float], int] = 7, **kwargs):
         super().__init__(images, **kwargs)
         if callable(patch_size):
-            self.patch_size = patch_size
+            self.patch_size = check_callable(patch_size, "patch_size", (0.5,), call="patch_size(t) -> odd int")
         else:
             self.patch_size = check_patch_size(patch_size, self.size, self.circular)
 

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import product
 
+import numpy as np
 import torch
 
 from ..checks import check_choice
@@ -110,6 +111,8 @@ class ELSDenoiser(PatchMachine):
     ):
         self.padding = check_choice(padding, "padding", PADDINGS)
         self.circular = padding == "circular"
+        if not isinstance(dedup, (bool, np.bool_)):
+            raise ValueError(f"dedup must be True or False, got {dedup!r}")
         self.dedup = bool(dedup)
         if isinstance(table_budget, bool) or not isinstance(table_budget, (int, float)) or not table_budget >= 0:
             raise ValueError(f"table_budget must be a number of bytes >= 0, got {table_budget!r}")
