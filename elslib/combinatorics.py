@@ -273,11 +273,16 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
     return TilingBound(pieces, tiles, (th, tw), tiles * math.log10(pieces))
 
 
-def tile_image(pieces: list, patch_size: int, size=(32, 32)) -> np.ndarray:
-    """Place binary pieces [h, w] on a grid of tiles with blank margins, as tiling_lower_bound counts."""
+def tile_image(pieces, patch_size: int, size=(32, 32)) -> np.ndarray:
+    """Place binary pieces on a grid of tiles with blank margins, as tiling_lower_bound counts.
+
+    pieces: a list of [h, w] arrays, or one array [K, h, w] (as :func:`consistent_pieces` returns).
+    """
     p = check_odd(patch_size, "patch_size", 7)
     r = p // 2
     hh, ww = check_size(size, "size")
+    if isinstance(pieces, (np.ndarray, torch.Tensor)) and pieces.ndim == 3:
+        pieces = list(np.asarray(pieces))
     shapes = {np.shape(piece) for piece in check_sequence(pieces, "pieces")}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise ValueError(f"pieces must be 2-d arrays [h, w] all of one shape, got shapes {sorted(shapes)}")

@@ -177,8 +177,9 @@ def test_every_tiling_of_counted_pieces_is_consistent():
         # every piece in every slot, and random mixtures of them: all consistent
         for piece in pieces:
             assert cb.is_consistent(cb.tile_image([piece] * 6, p, size=bound_size(bound, 3, 2, 1))[None], allowed, p)[0]
-        for _ in range(10):
-            chosen = pieces[gen.integers(0, len(pieces), 6)]
+        for k in range(10):
+            chosen = pieces[gen.integers(0, len(pieces), 6)]  # an array [6, h, w], or a list of [h, w]
+            chosen = chosen if k % 2 else list(chosen)
             assert cb.is_consistent(cb.tile_image(list(chosen), p, size=bound_size(bound, 3, 2, 1))[None], allowed, p)[
                 0
             ]
