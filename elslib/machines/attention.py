@@ -97,13 +97,14 @@ def attend(queries, a, s2, keys, label, chunk_size: int) -> torch.Tensor:
     d = queries.shape[1]
     err = (q[:, :d].norm(dim=1) * keys.kmax + q[:, d].abs() * keys.kmax**2) * 2.0**-24
     block = min(q.shape[0], QUERY_BLOCK)
+    scratch = _Scratch()  # one set of score buffers for the whole call: the blocks take turns
     blocks = []
     for i in range(0, q.shape[0], block):
         if float(err[i : i + block].max()) > FLOAT64_ABOVE:
             q64 = augment(queries[i : i + block].double(), a[i : i + block], s2[i : i + block], keys.mu.double())
-            blocks.append(_Block(q64, exact=True))
+            blocks.append(_Block(q64, scratch, exact=True))
         else:
-            blocks.append(_Block(q[i : i + block]))
+            blocks.append(_Block(q[i : i + block], scratch))
     for kc, vc, _ in keys.chunks(label, max(1, chunk_size // block)):
         kt = kc.T
         for b in blocks:
@@ -111,29 +112,45 @@ def attend(queries, a, s2, keys, label, chunk_size: int) -> torch.Tensor:
     return torch.cat([b.result() for b in blocks])
 
 
+class _Scratch:
+    """Score buffers shared by all query blocks of one call. The blocks take turns on each chunk of
+    keys and keep nothing of their scores between turns, so one [QUERY_BLOCK, step] buffer (and
+    one float64 twin for the exact blocks) serves them all: a call's scratch memory does not grow
+    with the batch, and ``chunk_size`` bounds it."""
+
+    def __init__(self):
+        self.f32 = self.f64 = None
+
+    def take(self, rows: int, n: int, like: torch.Tensor, wide: bool = False) -> torch.Tensor:
+        """A [rows, n] view of the float32 (or, wide, float64) buffer, grown when too small."""
+        name = "f64" if wide else "f32"
+        buf = getattr(self, name)
+        if buf is None or buf.shape[0] < rows or buf.shape[1] < n:
+            shape = (max(rows, 0 if buf is None else buf.shape[0]), max(n, 0 if buf is None else buf.shape[1]))
+            buf = torch.empty(shape, dtype=torch.float64 if wide else torch.float32, device=like.device)
+            setattr(self, name, buf)
+        return buf[:rows, :n]
+
+
 class _Block:
     """Online softmax state of one block of queries (see the module docstring)."""
 
-    def __init__(self, q: torch.Tensor, exact: bool = False):
+    def __init__(self, q: torch.Tensor, scratch: _Scratch, exact: bool = False):
         self.q = q  # [L, D + 3]; q[:, -1] holds -m while lazy
         self.acc = None  # [L, C + 1] float64: weighted values, then the normaliser
         self.m = None  # [L] float64: the reference (log2 units) acc is relative to
         self.exact = exact  # float64 GEMM (q is float64), explicit max subtraction
         self.lazy = not exact  # fold -m into the GEMM
-        self.scores = self.wide = None  # reusable [L, step] buffers (float32; float64 if exact)
+        self.scratch = scratch  # score buffers, shared with the call's other blocks
 
     def add(self, kt: torch.Tensor, vc: torch.Tensor):
         """Add one chunk of keys kt [D + 3, m] with values vc [C + 1, m]."""
         n = kt.shape[1]
-        if self.scores is None or self.scores.shape[1] < n:
-            self.scores = torch.empty(self.q.shape[0], n, dtype=torch.float32, device=self.q.device)
-            if self.exact:
-                self.wide = torch.empty(self.q.shape[0], n, dtype=torch.float64, device=self.q.device)
-        s = self.scores[:, :n]
+        s = self.scratch.take(self.q.shape[0], n, self.q)
         if self.exact:
             # Scores in float64, shifted by the running maximum, then float32 for exp2 (shifted
             # scores are small numbers: float32 holds them finely).
-            wide, kt = self.wide[:, :n], kt.double()
+            wide, kt = self.scratch.take(self.q.shape[0], n, self.q, wide=True), kt.double()
             kt[-3] = kt[:-3].square().sum(0)  # |k - mu|^2 in float64 too (the stored one is float32)
             torch.mm(self.q, kt, out=wide)
             cm = wide.amax(1)
