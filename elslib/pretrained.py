@@ -79,6 +79,30 @@ def available() -> list[str]:
     return [name for name in RECIPES if weights_path(name).exists()]
 
 
+def check_names(names, argument: str = "names") -> list[str] | None:
+    """`names` as a list of shipped networks, or None for "the default"; checked before any work.
+
+    An empty list is refused (``--names`` given without a value is a mistake, not "all"), as is a
+    name that is not a recipe or whose weights are not installed.
+    """
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if not names:
+        raise ValueError(f"{argument} must name at least one network (shipped: {', '.join(available())})")
+    for name in names:
+        if name not in RECIPES:
+            raise ValueError(f"{argument}: {name!r} is not a network of the course; choose from {', '.join(RECIPES)}")
+        if not weights_path(name).exists():
+            raise FileNotFoundError(
+                f"{argument}: the weights of {name!r} are not installed at {weights_path(name)}; "
+                f"train them with `python -m elslib train {name}`"
+            )
+    return names
+
+
 def metadata(name: str) -> dict:
     """The JSON metadata of a shipped network: command, steps, final loss, seed, time, scales."""
     path = metadata_path(name)

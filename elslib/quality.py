@@ -68,9 +68,9 @@ def measure(denoiser, n: int = SEEDS) -> dict:
 def run(names=None, n: int = SEEDS, record: bool = False, progress: bool = True) -> str:
     """Measure every shipped network (and real digits); a Markdown table; with `record`, keep it in records/quality/."""
     n = check_positive_int(n, "seeds", minimum=2)
+    names = pretrained.check_names(names) or pretrained.available()  # before any sampling
     if record:
         records.folder()  # fail now, not after the sampling
-    names = list(names or pretrained.available())
     rows = {"real held-out digits": real_digits(n)}
     for name in names:
         if progress:

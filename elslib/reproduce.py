@@ -236,13 +236,19 @@ def _write_part(path, part: Comparison) -> None:
 
 
 def _read_part(path, name: str, seeds) -> Comparison | None:
+    """A stored chunk for these seeds, or None when there is none or it cannot be trusted.
+
+    Anything short of a well-formed chunk (truncated, foreign, wrong types, missing fields, other
+    seeds, tensors of the wrong length) is treated as missing: the chunk is sampled again and the
+    bad file overwritten, so a damaged cache can cost time but never a wrong number.
+    """
     if path is None or not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a truncated or foreign file: sample this chunk again
         return None
-    if state.get("seeds") != list(seeds):
+    if not _well_formed(state, list(seeds)):
         return None
     return Comparison(
         name,
@@ -253,6 +259,35 @@ def _read_part(path, name: str, seeds) -> Comparison | None:
         state["seconds"],
         state.get("predictions", {}),  # parts cached before predictions were kept have none
         state.get("times", []),
+    )
+
+
+def _well_formed(state, seeds: list) -> bool:
+    """Whether a loaded chunk has every field, for exactly these seeds, with one row per seed."""
+    if not isinstance(state, dict) or state.get("seeds") != seeds:
+        return False
+    n = len(seeds)
+
+    def tensors(field, rows_axis=0, needed=()):
+        value = state.get(field)
+        if not isinstance(value, dict) or not set(needed) <= set(value):
+            return False
+        return all(
+            isinstance(v, torch.Tensor) and v.dim() > rows_axis and v.shape[rows_axis] == n and v.is_floating_point()
+            for v in value.values()
+        )
+
+    who = ("network", *MACHINES)
+    seconds = state.get("seconds")
+    return (
+        tensors("samples", needed=who)
+        and tensors("r", needed=MACHINES)
+        and tensors("novelty", needed=("network", "IS", "ELS"))
+        and isinstance(seconds, dict)
+        and set(who) <= set(seconds)
+        and all(isinstance(v, (int, float)) for v in seconds.values())
+        and (not state.get("predictions") or tensors("predictions", rows_axis=1, needed=who))
+        and isinstance(state.get("times", []), list)
     )
 
 
@@ -362,9 +397,10 @@ def run(
     record_runs: also keep each summary in the committed records (and a new calibration in the
     weights' metadata): the ``--record`` of the command, for whoever updates the course.
     """
+    names = pretrained.check_names(names)  # before any data loads or sampling starts
     if record_runs:
         records.folder()  # before hours of work: where would the records go? (raises if nowhere)
-    names = list(names or default_names())
+    names = names or default_names()
     if not names:
         raise FileNotFoundError("no shipped network weights found; train one with `python -m elslib train NAME`")
     if seeds is None:

@@ -98,10 +98,21 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     [
         (["train", "resnet-zeros", "--steps", "0"], "steps must be an integer >= 1"),
         (["reproduce", "--seeds", "0"], "seeds must be an integer >= 1"),
+        (["reproduce", "--seeds", "-3"], "seeds must be an integer >= 1"),
+        (["reproduce", "--names"], "names must name at least one network"),
+        (["reproduce", "--names", "resnet-zeros", "unet-zero"], "'unet-zero' is not a network of the course"),
+        (["quality", "--names"], "names must name at least one network"),
+        (["quality", "--names", "vae"], "'vae' is not a network of the course"),
     ],
 )
-def test_the_command_line_says_a_user_error_in_one_line(argv, match, capsys):
+def test_the_command_line_says_a_user_error_in_one_line(argv, match, capsys, monkeypatch):
+    from elslib import data
     from elslib.__main__ import main
+
+    def no_data(*args, **kwargs):  # the arguments are checked before any data loads
+        raise AssertionError("data loaded before the arguments were checked")
+
+    monkeypatch.setattr(data, "load", no_data)
 
     with pytest.raises(SystemExit) as stop:
         main(argv)

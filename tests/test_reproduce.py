@@ -159,6 +159,43 @@ def test_chunks_are_kept_and_a_stopped_run_resumes(tiny_shipped, tmp_path, monke
     assert calls == [[0, 1]]
 
 
+def test_a_malformed_chunk_is_treated_as_missing_and_sampled_again(tiny_shipped, tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "CHUNK", 2)
+    cache = tmp_path / "chunks"
+    whole = reproduce.compare("resnet-zeros", [0, 1], progress=False, n_images=20, cache_dir=cache)
+    (path,) = cache.glob("*.pt")
+    good = torch.load(path, weights_only=True)
+    calls = []
+    real = reproduce._sample_part
+
+    def counted(name, seeds, *args):
+        calls.append(list(seeds))
+        return real(name, seeds, *args)
+
+    monkeypatch.setattr(reproduce, "_sample_part", counted)
+    broken = {
+        "a list, not a dict": [1, 2, 3],
+        "a tensor": torch.zeros(3),
+        "no samples": {k: v for k, v in good.items() if k != "samples"},
+        "samples not a dict": {**good, "samples": torch.zeros(2, 1, 32, 32)},
+        "a machine missing": {**good, "samples": {"network": good["samples"]["network"]}},
+        "one row short": {**good, "r": {k: v[:1] for k, v in good["r"].items()}},
+        "r as strings": {**good, "r": {k: "0.9" for k in good["r"]}},
+        "seconds missing": {k: v for k, v in good.items() if k != "seconds"},
+        "other seeds": {**good, "seeds": [5, 6]},
+    }
+    for why, state in broken.items():
+        torch.save(state, path)
+        calls.clear()
+        again = reproduce.compare("resnet-zeros", [0, 1], progress=False, n_images=20, cache_dir=cache)
+        assert calls == [[0, 1]], why
+        for m in reproduce.MACHINES:
+            torch.testing.assert_close(again.r[m], whole.r[m])
+    calls.clear()  # the last resample rewrote a good chunk: it is read back
+    reproduce.compare("resnet-zeros", [0, 1], progress=False, n_images=20, cache_dir=cache)
+    assert calls == []
+
+
 def test_by_default_only_calibrated_networks_are_compared(tiny_shipped):
     net = networks.build("resnet", in_channels=1, channels=8, blocks=1, padding="circular", target="v")
     training.save_checkpoint(tiny_shipped / "resnet-circular.pt", net)
