@@ -105,6 +105,23 @@ def check_images(
     return x
 
 
+def check_fits(nbytes: int, what: str, device=None) -> int:
+    """Refuse, before allocating, a tensor that cannot fit in the memory free on `device`.
+
+    `what` says which argument asked for it (for example "shape (10000000, 1, 32, 32)"). Without
+    this check the allocator fails with its own message, or the system starts swapping.
+    """
+    from elslib.device import free_memory  # here: device imports this module
+
+    free = free_memory(device)
+    if free is not None and nbytes > free:
+        where = "the CPU" if device is None else str(device)
+        raise ValueError(
+            f"{what} needs {nbytes / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB free on {where}"
+        )
+    return nbytes
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Check an integer count (steps, seeds, images) is at least `minimum`.
 

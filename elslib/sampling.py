@@ -24,7 +24,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_callable, check_images, check_positive_int, check_seed, check_sequence, check_time, is_integer
+from .checks import (
+    check_callable,
+    check_fits,
+    check_images,
+    check_positive_int,
+    check_seed,
+    check_sequence,
+    check_time,
+    is_integer,
+)
 from .denoisers import schedule_of
 
 
@@ -53,8 +62,10 @@ def noise_like(shape, seed: int = 0, device=None, dtype=torch.float32) -> torch.
         raise ValueError(f"shape must be a sequence of sizes >= 0 such as (B, C, H, W), got {shape!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype such as torch.float32, got {dtype!r}")
+    dims = tuple(int(d) for d in dims)
+    check_fits(math.prod(dims) * dtype.itemsize, f"shape {dims}")  # drawn on the CPU first
     gen = torch.Generator().manual_seed(check_seed(seed))
-    out = torch.randn(tuple(int(d) for d in dims), generator=gen, dtype=dtype)
+    out = torch.randn(dims, generator=gen, dtype=dtype)
     return out if device is None else out.to(device)
 
 
@@ -114,6 +125,12 @@ def _sample(denoiser, noise, *, times, schedule, label, eta, generator, return_t
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     sched = schedule_of(denoiser, schedule)  # the denoiser's own: one owner of what t means
+    if return_trajectory:  # every x_t and every x0_hat are kept: about 2 x steps x the batch
+        check_fits(
+            2 * len(times) * noise.numel() * noise.element_size(),
+            f"a trajectory of {len(times) - 1} steps for this batch",
+            noise.device,
+        )
 
     x = noise
     xs, x0s = [x], []

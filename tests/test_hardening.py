@@ -26,6 +26,14 @@ from elslib import data, metrics, morphogenesis, pretrained, sampling, schedules
         (lambda: data.load("digits", seed=None), "seed must be an integer"),
         (lambda: pretrained.train("resnet-zeros", steps=0), "steps must be an integer >= 1"),
         (lambda: morphogenesis.simulate(feed=1e6, kill=0.06, size=16, steps=200, n_frames=1), "diverged"),
+        # absurd sizes are refused before the allocation, naming what asked for the memory
+        (lambda: sampling.noise_like((10**9, 1, 32, 32)), r"shape \(1000000000, 1, 32, 32\) needs 3,814.7 GiB"),
+        (
+            lambda: sampling.ddim(
+                lambda x, t: x, torch.zeros(10**4, 1, 32, 32), steps=10**5, return_trajectory=True, progress=False
+            ),
+            "a trajectory of 100000 steps for this batch needs",
+        ),
     ],
 )
 def test_a_clear_error_names_the_argument(call, match):
