@@ -13,6 +13,7 @@ Two layers (docs/architecture.md). The science, one concern per module:
 - ``plots``: image grids, patch mosaics and labelled figures;
 - ``receptive``, ``symmetry``: measuring locality (gradient maps) and shift equivariance;
 - ``combinatorics``: counting patches and the images a patch mosaic can make;
+- ``dynamics``: when the ideal sampler decides its class (speciation) and its image (collapse);
 - ``morphogenesis``: a Gray-Scott reaction-diffusion toy (local rules, global form);
 - ``reader``: a small digit classifier, to tell whether samples read as digits;
 - ``quality``, ``reproduce``: do the networks' samples read as digits; the paper's headline
@@ -33,6 +34,7 @@ from . import (
     data,
     denoisers,
     device,
+    dynamics,
     machines,
     metrics,
     morphogenesis,
@@ -69,6 +71,7 @@ __all__ = [
     "data",
     "denoisers",
     "device",
+    "dynamics",
     "machines",
     "metrics",
     "morphogenesis",
