@@ -11,6 +11,9 @@ softmax-weighted average of candidate values from the training set:
 - :class:`ELSDenoiser` (ELS): local and equivariant, as a CNN is; candidates are training
   patches from anywhere (with zero padding: limited near the border). Creates patch mosaics.
 
+Beside them, :class:`GaussianDenoiser`: the best *linear* denoiser, from the training set's mean
+and covariance alone (a Wiener filter; not a softmax, so it has no ``explain``).
+
 All are denoisers in the sense of :mod:`elslib.denoisers` -- called as ``den(x_t, t, label=None)
 -> x0_hat``, carrying their ``schedule`` -- and are opened up with ``den.explain``;
 :func:`build` makes any of them by its short name.
@@ -23,6 +26,7 @@ from ..checks import check_choice
 from .els import ELSDenoiser
 from .equivariant import EquivariantDenoiser
 from .explain import Explanation
+from .gaussian import GaussianDenoiser
 from .ideal import IdealDenoiser
 from .local import LocalDenoiser
 
@@ -65,6 +69,7 @@ __all__ = [
     "LocalDenoiser",
     "EquivariantDenoiser",
     "ELSDenoiser",
+    "GaussianDenoiser",
     "Explanation",
     "KINDS",
     "build",
