@@ -16,6 +16,7 @@ Two layers (docs/architecture.md). The science, one concern per module:
 - ``dynamics``: when the ideal sampler decides its class (speciation) and its image (collapse);
 - ``morphogenesis``: a Gray-Scott reaction-diffusion toy (local rules, global form);
 - ``reader``: a small digit classifier, to tell whether samples read as digits;
+- ``memorisation``: when the machines copy, over training-set size N and patch size P;
 - ``quality``, ``reproduce``: do the networks' samples read as digits; the paper's headline
   comparison, CNN vs machines (both imported on demand); ``records``: what long runs measured;
 - ``papers``: the figures the course cites from papers, each with its source;
@@ -55,7 +56,7 @@ __version__ = "0.1.0"
 
 # Loaded on first use (``elslib.course.pick``), so that ``import elslib`` stays the science alone
 # (and not listed in __all__: ``from elslib import *`` loads the science only).
-_ON_DEMAND = ("course", "quality", "reproduce")
+_ON_DEMAND = ("course", "memorisation", "quality", "reproduce")
 
 
 def __getattr__(name: str):

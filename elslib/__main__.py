@@ -105,6 +105,18 @@ def main(argv=None) -> int:
         action="store_true",
         help="also keep the summaries in records/reproduction (and a new calibration in the shipped metadata)",
     )
+    pha = sub.add_parser(
+        "phase-diagram", help="when do the machines copy? copy fraction and novelty over N and P (resumable)"
+    )
+    pha.add_argument("--seeds", type=int, default=8, help="seeds per cell, the same for every cell (default 8)")
+    pha.add_argument("--sizes", type=int, nargs="+", default=None, help="training-set sizes N (default: 1 ... 5000)")
+    pha.add_argument(
+        "--patches",
+        nargs="+",
+        default=None,
+        help="ELS patch sizes, 'whole' for the ideal machine (default: 3 ... 15 whole)",
+    )
+    pha.add_argument("--out", default="phase-diagram", help="folder for the cells, phase-diagram.json and samples.pt")
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
@@ -161,6 +173,19 @@ def _run(args) -> int:
         return train_reader(args.out, args.record)
     if args.command == "student":
         return student(args.chapters, args.out)
+    if args.command == "phase-diagram":
+        from elslib import memorisation
+
+        patches = memorisation.PATCHES if args.patches is None else [_patch_arg(p) for p in args.patches]
+        result = memorisation.phase_diagram(
+            args.sizes or memorisation.SIZES, patches, seeds=args.seeds, out_dir=args.out
+        )
+        print(f"copy fraction (a copy: nearest training image closer than {result['threshold']:.3f} RMS)")
+        print(memorisation.table(result, "copy_fraction"))
+        print("\nmedian distance to the nearest training image (RMS)")
+        print(memorisation.table(result, "median_nn"))
+        print(f"\nwrote {args.out}/phase-diagram.json and samples.pt")
+        return 0
     if args.command == "reproduce":
         from elslib import reproduce
 
@@ -171,6 +196,16 @@ def _run(args) -> int:
         )
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands first
+
+
+def _patch_arg(text: str) -> int | None:
+    """--patches: an odd integer, or 'whole' for the ideal machine."""
+    if text == "whole":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--patches takes odd integers or 'whole', got {text!r}") from None
 
 
 if __name__ == "__main__":
