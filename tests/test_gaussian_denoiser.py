@@ -94,3 +94,25 @@ def test_the_contract_of_a_machine():
         den(x_t, 0.5, label=3)
     with pytest.raises(ValueError, match="images"):
         machines.GaussianDenoiser(torch.zeros(0, 1, 4, 4))
+
+
+def test_its_gradient_map_is_the_exact_derivative():
+    """Linear in x_t: x0_hat(x + h e_j) - x0_hat(x) = h (d x0_hat / d x_t)[:, j], for any x and h."""
+    gen = torch.Generator().manual_seed(5)
+    images = torch.rand(30, 2, 5, 4, generator=gen) * 2 - 1
+    labels = torch.arange(30) % 3
+    den = machines.GaussianDenoiser(images, labels=labels)
+    x = torch.randn(1, 2, 5, 4, generator=gen, dtype=torch.float64)
+    for label in (None, 2):
+        grad = den.gradient_map(0.3, (3, 1), channel=1, label=label)
+        assert grad.shape == (2, 5, 4) and grad.dtype == torch.float64
+        for j in [(0, 0, 0), (1, 3, 1), (1, 4, 3)]:
+            e = torch.zeros_like(x)
+            e[(0, *j)] = 1.0
+            step = (den(x + 0.5 * e, 0.3, label=label) - den(x, 0.3, label=label))[0, 1, 3, 1] / 0.5
+            assert step.item() == pytest.approx(grad[j].item(), abs=1e-5)
+    for bad, match in [((5, 0), "pixel must be"), ((1,), "pixel must be"), ((-1, 0), "pixel")]:
+        with pytest.raises(ValueError, match=match):
+            den.gradient_map(0.3, bad)
+    with pytest.raises(ValueError, match="channel must be below 2"):
+        den.gradient_map(0.3, (0, 0), channel=2)

@@ -56,6 +56,29 @@ class GaussianDenoiser(Machine):
             "over training images or patches (use elslib.receptive for its gradient maps)"
         )
 
+    def gradient_map(self, t, pixel, channel: int = 0, label=None) -> torch.Tensor:
+        """d x0_hat[channel, row, col] / d x_t: [C, H, W] float64, exact (the denoiser is linear).
+
+        The same for every x_t: row u of U diag(a lambda / (a^2 lambda + s^2)) U^T. Compare it
+        with a network's ``receptive.gradient_map`` (chapter 10): how wide is a denoiser's view
+        that knows only the pixels' correlations?
+        """
+        from ..checks import check_integer
+
+        mu, lam, u = self._stats[self._check_label(label, 1)[0] if label is not None else None]
+        c, (h, w) = self.channels, self.size
+        row, col = (check_integer(v, "pixel", low=0) for v in pixel) if len(pixel) == 2 else (None, None)
+        if row is None or row >= h or col >= w:
+            raise ValueError(f"pixel must be (row, col) inside the {h}x{w} image, got {pixel!r}")
+        channel = check_integer(channel, "channel", low=0)
+        if channel >= c:
+            raise ValueError(f"channel must be below {c}, got {channel}")
+        tt = torch.as_tensor([float(t)], dtype=torch.float64)
+        x, a, s2, _, _ = self._inputs(torch.zeros(1, c, h, w), tt, None)
+        gain = a * lam / (a * a * lam + s2)
+        index = (channel * h + row) * w + col
+        return ((u[index] * gain) @ u.T).view(c, h, w)
+
     @property
     def eigenvalues(self) -> torch.Tensor:
         """The variances lambda [D] of the whole training set's principal directions, largest first."""
