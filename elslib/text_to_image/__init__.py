@@ -1,11 +1,12 @@
 """A working miniature of a text-to-image system, on MNIST digits and a CPU (chapter 12).
 
 The pieces of a large system, each small and real: captions made from each digit's label and
-measured attributes (``captions``), a word-level tokenizer (``tokenizer``); the text encoder,
-the autoencoder, the latent denoiser and LoRA follow in later modules.
+measured attributes (``captions``), a word-level tokenizer (``tokenizer``), a text encoder
+trained CLIP-style with an image encoder (``clip``); the autoencoder, the latent denoiser and
+LoRA follow in later modules.
 """
 
-from . import captions, tokenizer
+from . import captions, clip, tokenizer
 from .tokenizer import Tokenizer
 
-__all__ = ["Tokenizer", "captions", "tokenizer"]
+__all__ = ["Tokenizer", "captions", "clip", "tokenizer"]
