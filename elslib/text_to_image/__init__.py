@@ -2,11 +2,11 @@
 
 The pieces of a large system, each small and real: captions made from each digit's label and
 measured attributes (``captions``), a word-level tokenizer (``tokenizer``), a text encoder
-trained CLIP-style with an image encoder (``clip``); the autoencoder, the latent denoiser and
-LoRA follow in later modules.
+trained CLIP-style with an image encoder (``clip``), a VAE between pixels and 4 x 8 x 8 latents
+(``autoencoder``); the latent denoiser, ``generate`` and LoRA follow in later modules.
 """
 
-from . import captions, clip, tokenizer
+from . import autoencoder, captions, clip, tokenizer
 from .tokenizer import Tokenizer
 
-__all__ = ["Tokenizer", "captions", "clip", "tokenizer"]
+__all__ = ["Tokenizer", "autoencoder", "captions", "clip", "tokenizer"]
