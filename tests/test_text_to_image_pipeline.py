@@ -1,0 +1,85 @@
+"""The latent denoiser and the whole prompt-to-image chain, on a pipeline trained for seconds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from elslib import data
+from elslib.text_to_image import Tokenizer, autoencoder, captions, clip, latent, pipeline
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    images, labels = data.load("mnist", n=300)
+    caps = captions.captions(images, labels, per_image=2)
+    tok = Tokenizer.from_captions([c for r in caps for c in r])
+    encoders, _ = clip.train(images, caps, tok, steps=20, batch_size=64, progress=False)
+    vae, _ = autoencoder.train(images, steps=20, batch_size=64, channels=8, progress=False)
+    z = vae.to_latent(images)
+    ids = [tok.encode(c) for c in caps]
+    net, history = latent.train(z, ids, encoders.text, steps=30, batch_size=64, channels=16, blocks=2, progress=False)
+    assert len(history.losses) == 30
+    return pipeline.Pipeline(tok, encoders, vae, net)
+
+
+def test_the_empty_prompt_is_the_unconditional_prediction(tiny):
+    net = tiny.denoiser
+    with torch.no_grad():
+        for p in net.null, net.out[-1].weight:  # make the output depend on the condition
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+        x = torch.randn(3, 4, 8, 8)
+        empty = torch.zeros(3, 5, dtype=torch.long)
+        torch.testing.assert_close(net(x, 0.5, label=empty), net(x, 0.5))
+        ids = tiny.tokenizer.encode(["a seven", "a thick 3", "two"])
+        assert (net(x, 0.5, label=ids) - net(x, 0.5)).abs().max() > 1e-4
+        # more padding at the end does not change a prompt's prediction
+        longer = torch.cat([ids, torch.zeros(3, 4, dtype=torch.long)], dim=1)[:, :16]
+        torch.testing.assert_close(net(x, 0.5, label=longer), net(x, 0.5, label=ids), atol=1e-5, rtol=0)
+
+
+def test_the_text_encoder_stays_frozen(tiny):
+    before = {k: v.clone() for k, v in tiny.clip.text.state_dict().items()}
+    assert not any(p.requires_grad for p in tiny.denoiser.text.parameters())
+    for k, v in tiny.clip.text.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_same_prompt_seed_steps_and_guidance_give_the_same_image(tiny):
+    prompts = ["a thick seven", "handwritten digit 2"]
+    a = pipeline.generate(prompts, [0, 1], steps=5, guidance=3.0, pipeline=tiny)
+    b = pipeline.generate(prompts, [0, 1], steps=5, guidance=3.0, pipeline=tiny)
+    assert a.shape == (2, 1, 32, 32) and a.abs().max() <= 1.0
+    assert torch.equal(a, b)
+    assert not torch.equal(a, pipeline.generate(prompts, [0, 2], steps=5, guidance=3.0, pipeline=tiny))
+    # one prompt, several seeds; one seed, several prompts
+    assert torch.equal(pipeline.generate("a thick seven", [0, 1], steps=5, pipeline=tiny)[0], a[0])
+    # guidance 0 ignores the prompt
+    g0 = pipeline.generate(prompts, 4, steps=5, guidance=0.0, pipeline=tiny)
+    assert torch.equal(g0[0], g0[1])
+    # the last decoded prediction is the image
+    steps = pipeline.predictions("a thick seven", 0, steps=5, guidance=3.0, pipeline=tiny)
+    assert steps.shape == (5, 1, 32, 32)
+    torch.testing.assert_close(steps[-1], a[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(prompts="a purple seven", seeds=0), "'purple'"),
+        (dict(prompts=["a seven", "a two"], seeds=[0, 1, 2]), "one seed per prompt"),
+        (dict(prompts="a seven", seeds=-1), "seeds"),
+        (dict(prompts="a seven", seeds=0, steps=0), "steps must be an integer >= 1"),
+        (dict(prompts="a seven", seeds=0, guidance=-1.0), "guidance"),
+    ],
+)
+def test_bad_requests_are_named(tiny, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pipeline.generate(pipeline=tiny, **kwargs)
+
+
+def test_without_shipped_weights_the_error_says_what_to_do():
+    with pytest.raises(FileNotFoundError, match="not shipped yet"):
+        pipeline.generate("a seven", 0)
