@@ -1,12 +1,19 @@
 """A working miniature of a text-to-image system, on MNIST digits and a CPU (chapter 12).
 
-The pieces of a large system, each small and real: captions made from each digit's label and
-measured attributes (``captions``), a word-level tokenizer (``tokenizer``), a text encoder
-trained CLIP-style with an image encoder (``clip``), a VAE between pixels and 4 x 8 x 8 latents
-(``autoencoder``); the latent denoiser, ``generate`` and LoRA follow in later modules.
+The pieces of a large system, each small and real:
+
+- ``captions``: English captions from each digit's label and attributes measured on the image;
+- ``tokenizer``: a word-level tokenizer that names unknown words;
+- ``clip``: a text encoder trained CLIP-style with an image encoder (zero-shot classification);
+- ``autoencoder``: a VAE between 32 x 32 pixels and 4 x 8 x 8 latents;
+- ``latent``: the latent denoiser, conditioned on the prompt by cross-attention and FiLM;
+- ``pipeline``: ``generate(prompts, seeds, steps=20, guidance=3.0)``, the whole chain.
+
+Shipped weights and LoRA follow in a later edition of this module.
 """
 
-from . import autoencoder, captions, clip, tokenizer
+from . import autoencoder, captions, clip, latent, pipeline, tokenizer
+from .pipeline import Pipeline, generate
 from .tokenizer import Tokenizer
 
-__all__ = ["Tokenizer", "autoencoder", "captions", "clip", "tokenizer"]
+__all__ = ["Pipeline", "Tokenizer", "autoencoder", "captions", "clip", "generate", "latent", "pipeline", "tokenizer"]
