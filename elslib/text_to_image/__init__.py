@@ -7,13 +7,25 @@ The pieces of a large system, each small and real:
 - ``clip``: a text encoder trained CLIP-style with an image encoder (zero-shot classification);
 - ``autoencoder``: a VAE between 32 x 32 pixels and 4 x 8 x 8 latents;
 - ``latent``: the latent denoiser, conditioned on the prompt by cross-attention and FiLM;
-- ``pipeline``: ``generate(prompts, seeds, steps=20, guidance=3.0)``, the whole chain.
+- ``pipeline``: ``generate(prompts, seeds, steps=20, guidance=3.0)``, the whole chain;
+- ``lora``: low-rank adapters to fine-tune the latent denoiser on a few images.
 
-Shipped weights and LoRA follow in a later edition of this module.
+Shipped weights follow in a later edition of this module.
 """
 
-from . import autoencoder, captions, clip, latent, pipeline, tokenizer
+from . import autoencoder, captions, clip, latent, lora, pipeline, tokenizer
 from .pipeline import Pipeline, generate
 from .tokenizer import Tokenizer
 
-__all__ = ["Pipeline", "Tokenizer", "autoencoder", "captions", "clip", "generate", "latent", "pipeline", "tokenizer"]
+__all__ = [
+    "Pipeline",
+    "Tokenizer",
+    "autoencoder",
+    "captions",
+    "clip",
+    "generate",
+    "latent",
+    "lora",
+    "pipeline",
+    "tokenizer",
+]
