@@ -80,6 +80,24 @@ def test_bad_requests_are_named(tiny, kwargs, match):
         pipeline.generate(pipeline=tiny, **kwargs)
 
 
-def test_without_shipped_weights_the_error_says_what_to_do():
-    with pytest.raises(FileNotFoundError, match="not shipped yet"):
-        pipeline.generate("a seven", 0)
+def test_a_saved_pipeline_loads_to_the_same_images_and_a_damaged_one_is_named(tiny, tmp_path):
+    path = pipeline.save(tiny, tmp_path / "t2i.pt", meta={"note": "test"})
+    again = pipeline.load(path)
+    a = pipeline.generate(["a thick seven", "two"], [3, 4], steps=4, pipeline=tiny)
+    b = pipeline.generate(["a thick seven", "two"], [3, 4], steps=4, pipeline=again)
+    # the same weights; attention may take another kernel for freshly loaded (trainable) weights
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        pipeline.generate(["a thick seven", "two"], [3, 4], steps=4, pipeline=again), b, rtol=0, atol=0
+    )
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        pipeline.load(path)
+    path.with_suffix(".json").unlink()  # without a checksum the damage shows when reading
+    path.write_bytes(b"not a pipeline")
+    with pytest.raises(ValueError, match="t2i.pt are damaged"):
+        pipeline.load(path)
+    with pytest.raises(FileNotFoundError, match="python -m elslib train text-to-image"):
+        pipeline.load(tmp_path / "none.pt")

@@ -50,6 +50,7 @@ class VAE(nn.Module):
     def __init__(self, channels: int = 32, latent_channels: int = LATENT_CHANNELS):
         super().__init__()
         c = channels
+        self.config = dict(channels=channels, latent_channels=latent_channels)
         self.latent_channels = latent_channels
         self.encoder = nn.Sequential(
             _block(1, c),

@@ -81,6 +81,7 @@ class Clip(nn.Module):
 
     def __init__(self, tokenizer: Tokenizer, dim: int = 64):
         super().__init__()
+        self.config = dict(dim=dim)
         self.tokenizer = tokenizer
         self.text = TextEncoder(len(tokenizer), dim=dim, length=tokenizer.length)
         self.image = ImageEncoder(dim=dim)

@@ -15,7 +15,9 @@ Same prompt, seed, steps, guidance and weights: the same image, to the last bit,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -90,9 +92,62 @@ def predictions(prompt: str, seed: int, steps: int = 20, guidance: float = 3.0, 
     return pipeline.vae.to_image(traj.x0_hat[:, 0])
 
 
-def load() -> Pipeline:
-    """The shipped pipeline. Not trained yet in this edition: say so plainly."""
-    raise FileNotFoundError(
-        "the text-to-image weights are not shipped yet; build a Pipeline from text_to_image.clip.train, "
-        "autoencoder.train and latent.train, and pass it as pipeline="
-    )
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "text-to-image.pt"
+FORMAT = "elslib-text-to-image-1"
+
+
+def save(pipe: Pipeline, path, meta: dict | None = None) -> Path:
+    """Write the pipeline (configs, weights, vocabulary) to `path` and its metadata, with the file's
+    SHA-256, to the .json beside it."""
+    from ..training import file_sha256
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": FORMAT,
+        "vocabulary": pipe.tokenizer.vocabulary[3:],
+        "length": pipe.tokenizer.length,
+        "clip": {
+            "config": pipe.clip.config,
+            "weights": {k: v.detach().cpu() for k, v in pipe.clip.state_dict().items()},
+        },
+        "vae": {"config": pipe.vae.config, "weights": {k: v.detach().cpu() for k, v in pipe.vae.state_dict().items()}},
+        "denoiser": {
+            "config": pipe.denoiser.config,
+            "weights": {k: v.detach().cpu() for k, v in pipe.denoiser.state_dict().items()},
+        },
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    info = {**(meta or {}), "sha256": file_sha256(path)}
+    path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    return path
+
+
+def load(path=None) -> Pipeline:
+    """The pipeline stored at `path` (default: the shipped one), checked against its SHA-256."""
+    from ..training import verify_sha256
+
+    path = WEIGHTS if path is None else Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no text-to-image weights at {path}; train them with `python -m elslib train text-to-image` "
+            "(or build a Pipeline from clip.train, autoencoder.train and latent.train and pass it as pipeline=)"
+        )
+    meta = path.with_suffix(".json")
+    verify_sha256(path, json.loads(meta.read_text()).get("sha256") if meta.exists() else None)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != FORMAT:
+            raise ValueError(f"format {state.get('format')!r}, not {FORMAT!r}")
+        tok = Tokenizer(state["vocabulary"], state["length"])
+        encoders = Clip(tok, **state["clip"]["config"])
+        encoders.load_state_dict(state["clip"]["weights"])
+        vae = VAE(**state["vae"]["config"])
+        vae.load_state_dict(state["vae"]["weights"])
+        net = LatentDenoiser(encoders.text, **state["denoiser"]["config"])
+        net.load_state_dict(state["denoiser"]["weights"])
+    except Exception as err:  # any layout problem: name the file, never half-load it
+        raise ValueError(f"text-to-image weights {path} are damaged: {err}") from err
+    return Pipeline(tok, encoders.eval(), vae.eval(), net.eval())
