@@ -1,4 +1,4 @@
-"""Command line: ``python -m elslib info | train NAME | reproduce | student | grade DIR | budget``.
+"""Command line: ``python -m elslib info | train NAME | reproduce | student | grade DIR | budget | book``.
 
 ``train`` and ``reproduce`` write into their own output folders; ``--record`` (for whoever updates
 the course, in a source checkout) also replaces the shipped weights or keeps the run in records/.
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     from elslib.pretrained import RECIPES
 
     train = sub.add_parser("train", help="train a shipped network by its recipe (writes trained-networks/NAME.*)")
-    train.add_argument("name", choices=list(RECIPES))
+    train.add_argument("name", choices=[*RECIPES, "text-to-image"])
     train.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
     train.add_argument("--out", default=None, help="folder for NAME.pt and NAME.json (default: trained-networks)")
     train.add_argument(
@@ -127,6 +127,11 @@ def main(argv=None) -> int:
     grd.add_argument("--fast", action="store_true", help="run the notebooks in fast mode (ELS_FAST=1)")
     bud = sub.add_parser("budget", help="does each chapter fit its 90-minute session? (words, exercises, prompts)")
     bud.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
+    boo = sub.add_parser("book", help="run every chapter and build the course as a static website that works offline")
+    boo.add_argument("--out", required=True, help="folder for the site (replaced if it holds a built site)")
+    boo.add_argument("--fast", action="store_true", help="run the chapters in fast mode (ELS_FAST=1), as CI does")
+    boo.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: the course's chapters/)")
+    boo.add_argument("--timeout", type=float, default=1800, help="seconds one cell may run (default: 1800)")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -151,8 +156,28 @@ def _run(args) -> int:
 
         print(budget.report(args.chapters))
         return 0
+    if args.command == "book":
+        from elslib.course import book
+
+        if not args.timeout > 0:
+            raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+        done = book.make(args.out, fast=args.fast, chapters_dir=args.chapters, timeout=args.timeout)
+        print(
+            f"built {done['chapters']} chapters in {done['execute_s'] + done['build_s']:.0f} s "
+            f"(executing {done['execute_s']:.0f} s, building {done['build_s']:.0f} s), "
+            f"{done['bytes'] / 2**20:.1f} MiB: open {done['index']}"
+        )
+        return 0
     if args.command == "info":
         return info()
+    if args.command == "train" and args.name == "text-to-image":
+        from elslib.text_to_image import recipe
+
+        if args.steps is not None or args.restart:
+            raise ValueError("--steps and --restart are for the denoising networks; text-to-image trains by its recipe")
+        path = recipe.train(out_dir=args.out, record=args.record)
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+        return 0
     if args.command == "train":
         from elslib import pretrained
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -101,3 +103,17 @@ def test_a_saved_pipeline_loads_to_the_same_images_and_a_damaged_one_is_named(ti
         pipeline.load(path)
     with pytest.raises(FileNotFoundError, match="python -m elslib train text-to-image"):
         pipeline.load(tmp_path / "none.pt")
+
+
+def test_the_recipe_trains_every_stage_and_writes_a_loadable_pipeline(tmp_path):
+    from elslib.text_to_image import recipe
+
+    path = recipe.train(out_dir=tmp_path, scale=0.005, progress=False)
+    assert path == tmp_path / "text-to-image.pt"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["recipe"]["denoiser_steps"] == 20 and set(meta["train_seconds"]) == {"clip", "vae", "denoiser"}
+    assert 0.0 <= meta["zero_shot_accuracy_held_out"] <= 1.0 and len(meta["sha256"]) == 64
+    images = pipeline.generate(["a seven", "a thick 2"], [0, 1], steps=3, pipeline=pipeline.load(path))
+    assert images.shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="give out_dir or record"):
+        recipe.train(out_dir=tmp_path, record=True)
