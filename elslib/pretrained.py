@@ -111,6 +111,18 @@ def metadata(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def calibrated_scales(name: str):
+    """The patch-size schedule P(t) calibrated for the shipped network `name` (chapter 08), as a
+    ``calibration.ScaleSchedule``; None when its metadata holds none (or it is not installed)."""
+    from .calibration import ScaleSchedule
+
+    try:
+        meta = metadata(name)
+    except FileNotFoundError:
+        return None
+    return ScaleSchedule.from_dict(meta["scales"]) if "scales" in meta else None
+
+
 def load(name: str, device=None):
     """The shipped network `name` ("resnet-zeros", "resnet-circular", "unet-zeros"), in eval mode."""
     path = weights_path(name)
