@@ -10,7 +10,8 @@ The pieces of a large system, each small and real:
 - ``pipeline``: ``generate(prompts, seeds, steps=20, guidance=3.0)``, the whole chain;
 - ``lora``: low-rank adapters to fine-tune the latent denoiser on a few images.
 
-Shipped weights follow in a later edition of this module.
+The shipped pipeline (elslib/weights/text-to-image.pt, 4 MB) is trained by `python -m elslib train
+text-to-image` (``recipe``); chapter 12 is to run it.
 """
 
 from . import autoencoder, captions, clip, latent, lora, pipeline, tokenizer

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from .. import data
+from .. import data, pretrained
 from ..checks import check_positive_int
 from . import autoencoder, captions, clip, latent, pipeline
 from .tokenizer import Tokenizer
 
 NAME = "text-to-image"
 N_TRAIN = 4000
-RECIPE = dict(captions_per_image=4, clip_steps=600, vae_steps=2000, denoiser_steps=4000, seed=0)
+RECIPE = dict(captions_per_image=4, clip_steps=500, vae_steps=1500, denoiser_steps=3000, seed=0)
 
 
 def train(out_dir=None, record: bool = False, progress: bool = True, scale: float = 1.0) -> Path:
@@ -66,7 +66,7 @@ def train(out_dir=None, record: bool = False, progress: bool = True, scale: floa
         "vae_rmse_held_out": round(rmse, 4),
         "final_denoiser_loss": round(sum(losses.losses[-100:]) / len(losses.losses[-100:]), 4),
         "train_seconds": seconds,
-        "trained_on": f"{torch.get_num_threads()} CPU threads",
+        "trained_on": f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",
         "torch": str(torch.__version__),
         "python": sys.version.split()[0],
         "date": time.strftime("%Y-%m-%d"),
