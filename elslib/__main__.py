@@ -1,4 +1,4 @@
-"""Command line: ``python -m elslib info | train NAME | reproduce | student | grade DIR | budget | book``.
+"""Command line: ``python -m elslib info | train NAME | reproduce | student | grade DIR | budget | book | explorers``.
 
 ``train`` and ``reproduce`` write into their own output folders; ``--record`` (for whoever updates
 the course, in a source checkout) also replaces the shipped weights or keeps the run in records/.
@@ -40,10 +40,18 @@ def info() -> int:
     return 0
 
 
-def student(chapters=None, out=None) -> int:
-    """Write student versions of the chapters (solutions blanked) and say where they went."""
-    from elslib.course.student import make_student_versions
+def student(chapters=None, out=None, nbgrader: bool = False) -> int:
+    """Write student versions of the chapters (solutions blanked), or nbgrader source versions, and say where."""
+    from elslib.course.student import make_nbgrader_versions, make_student_versions
 
+    if nbgrader:
+        written = make_nbgrader_versions(chapters, out)
+        root = written[0].parents[2]
+        print(f"wrote {len(written)} nbgrader assignments to {root / 'source'} (one per chapter):")
+        for path in written:
+            print(f"  {path.relative_to(root)}")
+        print(f"then, in {root}: nbgrader generate_assignment NN_name  (blanks the solutions for release)")
+        return 0
     written = make_student_versions(chapters, out)
     print(f"wrote {len(written)} student notebooks to {written[0].parent}:")
     for path in written:
@@ -120,11 +128,19 @@ def main(argv=None) -> int:
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
+    stu.add_argument(
+        "--nbgrader",
+        action="store_true",
+        help="write nbgrader source versions instead (OUT/source/NN_name/; default OUT: student/nbgrader)",
+    )
     grd = sub.add_parser("grade", help="run every submitted student notebook and write a CSV of each exercise's grade")
     grd.add_argument("submissions", help="folder of submitted notebooks (one folder per student, or one file each)")
     grd.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
     grd.add_argument("--timeout", type=float, default=600, help="seconds one notebook may run (default: 600)")
     grd.add_argument("--fast", action="store_true", help="run the notebooks in fast mode (ELS_FAST=1)")
+    app = sub.add_parser("explorers", help="every explorer on its own tab, as a web app for a projector (Voila)")
+    app.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866; 0: any free port)")
+    app.add_argument("--fast", action="store_true", help="the smallest sizes (as ELS_FAST=1 does)")
     bud = sub.add_parser("budget", help="does each chapter fit its 90-minute session? (words, exercises, prompts)")
     bud.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
     boo = sub.add_parser("book", help="run every chapter and build the course as a static website that works offline")
@@ -151,6 +167,10 @@ def _run(args) -> int:
         counts = Counter(r.status for r in rows)
         print(f"wrote {args.out}: " + ", ".join(f"{counts[s]} {s}" for s in grade.STATUSES))
         return 0
+    if args.command == "explorers":
+        from elslib.course import app
+
+        return app.serve(args.port, fast=True if args.fast else None)
     if args.command == "budget":
         from elslib.course import budget
 
@@ -197,7 +217,7 @@ def _run(args) -> int:
     if args.command == "train-reader":
         return train_reader(args.out, args.record)
     if args.command == "student":
-        return student(args.chapters, args.out)
+        return student(args.chapters, args.out, nbgrader=args.nbgrader)
     if args.command == "phase-diagram":
         from elslib import memorisation
 

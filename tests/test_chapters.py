@@ -2,7 +2,9 @@
 
 Each chapter is executed top to bottom in a fresh kernel with ELS_FAST=1 (and
 ELS_STRICT_CHECKS=1, so a worked solution that fails its own check fails here). Its wall time
-is printed; `--durations` lists the chapters among the slowest tests as well.
+is printed; `--durations` lists the chapters among the slowest tests as well. Each executed
+notebook is kept in the session's `executed_chapters` folder (tests/conftest.py), from which
+tests/test_book.py builds the course's website without running the chapters again.
 """
 
 import os
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from elslib import course, metrics, plots
+from elslib.course import book
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -47,9 +50,9 @@ def test_chapter_follows_the_template(path):
     assert first.cell_type == "markdown" and first.source.startswith("# Chapter"), "first cell: the title"
     for part in ("Learning goals", "Time.", "Prerequisites."):
         assert part in first.source, f"{path.name}: the title cell must state {part!r}"
-    setup = next(c for c in nb.cells if c.cell_type == "code")
+    setup = next(c for c in nb.cells if c.cell_type == "code" and book.COLAB_TAG not in c.metadata.get("tags", []))
     assert "%matplotlib inline" in setup.source and "course.setup()" in setup.source, (
-        f"{path.name}: the first code cell must select the inline backend and call course.setup()"
+        f"{path.name}: the first code cell after the Colab one must select the inline backend and call course.setup()"
     )
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Recap" in text and "## Further reading" in text, f"{path.name}: recap and further reading"
@@ -81,19 +84,19 @@ def test_every_exercise_is_checked_right_after_it(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_chapter_runs_in_fast_mode(path, monkeypatch, capsys):
-    from nbclient import NotebookClient
-
+def test_chapter_runs_in_fast_mode(path, monkeypatch, capsys, executed_chapters):
     monkeypatch.setenv("ELS_FAST", "1")
     monkeypatch.setenv("ELS_STRICT_CHECKS", "1")
     monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))
     nb = read(path)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(CHAPTERS)}})
+    # nbclient with the wait for a widget cell's reply made robust (see book.notebook_client)
+    client = book.notebook_client(nb, timeout=600, resources={"metadata": {"path": str(CHAPTERS)}})
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     TIMES[path.stem] = elapsed = time.perf_counter() - start
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    nbformat.write(nb, executed_chapters / path.name)  # the site test (tests/test_book.py) builds from these
     with capsys.disabled():
         print(f"\n[chapter timing] {path.stem}: {elapsed:.1f} s in fast mode", end="")
 

@@ -1,4 +1,9 @@
-"""python -m elslib grade: each submission runs in its own process, each exercise gets its check's verdict."""
+"""python -m elslib grade: each submission runs in its own process, each exercise gets its check's verdict.
+
+One class of six, on chapter 01: alice solved everything, bob's add_noise is wrong, carol left it blank,
+dave's notebook raises in a cell (he deleted the function), erin's function never returns, and frank's
+raises an error; the CSV must tell each of them apart.
+"""
 
 import csv
 import subprocess
@@ -47,6 +52,13 @@ def submissions(tmp_path_factory):
         'while True:\n        pass\n    raise NotImplementedError("Exercise 1.1:',
     )
     people["erin"] = erin
+    frank = nbformat.from_dict(blank)  # a function that raises (not NotImplementedError): the check reports it
+    k = _exercise_cell(frank, "1.1")
+    frank.cells[k].source = frank.cells[k].source.replace(
+        'raise NotImplementedError("Exercise 1.1:',
+        'return x0 * undefined_scale\n    raise NotImplementedError("Exercise 1.1:',
+    )
+    people["frank"] = frank
     for name, nb in people.items():
         (root / name).mkdir()
         nbformat.write(nb, root / name / CHAPTER.name)
@@ -77,10 +89,14 @@ def test_each_student_and_exercise_gets_the_right_grade(submissions):
         ("dave", "1.2"): "not attempted",
         ("erin", "1.1"): "errored",
         ("erin", "1.2"): "errored",
+        ("frank", "1.1"): "failed",
+        ("frank", "1.2"): "not attempted",
     }
     assert "square roots" in rows[("bob", "1.1")]["message"]  # the check's own words
     assert "NameError" in rows[("dave", "1.1")]["message"]
     assert f"did not finish within {TIMEOUT}" in rows[("erin", "1.1")]["message"]
+    frank_says = rows[("frank", "1.1")]["message"]  # the error the function raised, named by the check
+    assert "raised NameError" in frank_says and "undefined_scale" in frank_says
     assert "2 passed" in stdout and "3 errored" in stdout
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from ... import machines
+from ... import data, machines
+from ...checks import check_choice, check_positive_int, check_sequence
 from ...denoisers import schedule_of
 from ...metrics import pearson_r
 from . import helpers
@@ -35,11 +36,16 @@ class MachineComparer(Explorer):
         network: "auto" (the shipped "resnet-zeros" if its weights are present), a shipped
             network's name, a network of the library (``nn.Module`` with a ``target``, eps or v), a denoiser, or None.
         network_dataset: the dataset the network was trained on; it is shown only for that one.
-        dataset, n_images: the training set of the machines (its first n images).
-        seed, patch_size, padding: initial control values.
+        dataset, n_images: the training set of the machines (its first n images; more than the
+            dataset holds means all of it).
+        seed, patch_size, padding: initial control values (seed from 0 to 1,000,000; an odd P from
+            1 to the image side, the slider's range; "zeros" or "circular").
         machines: which machines to show, a subset of ("IS", "LS", "ES", "ELS").
         steps, schedule: DDIM settings (the paper: 20 steps, cosine).
-        image_counts: the choices offered by the ``n_images`` control.
+        image_counts: the choices offered by the ``n_images`` control (integers >= 1).
+
+    Raises ValueError, before anything loads, for an argument outside these ranges. (Switching to a
+    dataset of smaller images later clips P to the largest the slider then offers.)
     """
 
     title = "Machine comparer: one seed, several denoisers"
@@ -60,11 +66,31 @@ class MachineComparer(Explorer):
         image_counts=(50, 100, 200, 500, 1000),
         progress=True,
     ):
-        super().__init__(progress)
-        unknown = set(machines) - set(helpers.MACHINES)
-        if unknown or not machines:
+        # every argument is checked before a network or data loads, or any control is built
+        helpers.check_network(network)
+        check_choice(network_dataset, "network_dataset", list(data.DATASETS))
+        helpers.check_dataset(dataset)
+        n_images, seed = helpers.check_n_images(n_images), helpers.check_seed(seed)
+        patch_size = helpers.check_patch(patch_size)
+        helpers.check_padding(padding)
+        kinds = check_sequence(machines, "machines", nonempty=False)
+        unknown = [k for k in kinds if k not in helpers.MACHINES]
+        if unknown or not kinds:
             raise ValueError(f"machines must be a non-empty subset of {helpers.MACHINES}, got {machines!r}")
-        self.kinds = [k for k in helpers.MACHINES if k in machines]
+        steps = helpers.check_steps(steps)
+        helpers.check_schedule(schedule)
+        counts = check_sequence(image_counts, "image_counts", nonempty=False)
+        try:
+            counts = [check_positive_int(c, "image_counts") for c in counts]
+        except ValueError:
+            allowed = "image_counts must hold integers >= 1 (training-set sizes)"
+            raise ValueError(f"{allowed}, got {image_counts!r}") from None
+        images, _ = helpers.training_set(dataset, n_images)
+        top = helpers.largest_patch(tuple(images.shape[-2:]))
+        h, w = images.shape[-2:]
+        helpers.check_patch(patch_size, top=top, where=f"the {h}x{w} {dataset} images (the slider's range)")
+        super().__init__(progress)
+        self.kinds = [k for k in helpers.MACHINES if k in kinds]
         self.network, self.network_name = helpers.resolve_network(network, schedule)
         # the network's own schedule (an explicit one must agree); the machines are built with it
         self.schedule = schedule_of(self.network, schedule)
@@ -99,7 +125,7 @@ class MachineComparer(Explorer):
             layout=widgets.Layout(width="170px"),
             style=SLIDER_STYLE,
         )
-        counts = sorted(set(image_counts) | {int(n_images)})
+        counts = sorted(set(counts) | {n_images})
         self.n_images = widgets.Dropdown(
             options=counts,
             value=int(n_images),

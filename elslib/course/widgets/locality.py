@@ -13,6 +13,9 @@ from ... import networks, receptive
 from ...denoisers import schedule_of
 from . import helpers
 from .base import FIELD, LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
+from .picking import PixelPicker
+
+T_MIN = 0.02  # the time slider's lowest t: at t = 0, x0_hat = x_t and the gradient map is a single pixel
 
 
 class LocalityProbe(Explorer):
@@ -31,7 +34,9 @@ class LocalityProbe(Explorer):
     Controls: ``row``, ``col`` (IntSliders: the output pixel u), ``t`` (FloatSlider: noise level;
     the effective window shrinks as t goes to 0), ``patch_size`` (IntSlider, odd P of the LS
     window), ``index`` (IntSlider: which MNIST image is noised), ``seed``. Every change takes one
-    forward and backward pass of the network (milliseconds).
+    forward and backward pass of the network (milliseconds). With ipyevents installed, a click on
+    x_t or the gradient map chooses u there (the sliders follow; ``select(row, col)`` does it from
+    code), and the arrow keys move u while the mouse is over the figure.
 
     ``shown``: ``x_t`` ([H, W]), ``gradient`` ([H, W] absolute gradient, summed over channels),
     ``inside`` (share of the gradient inside the P x P window, float), ``share_by_p`` (that share
@@ -42,11 +47,20 @@ class LocalityProbe(Explorer):
             minimal ResNet -- locality does not need training), a shipped network's name, an
             ``nn.Module`` of the library (predicting eps or v), or a ``networks.NetworkDenoiser``.
         dataset: the images to noise (default "mnist", what the shipped networks know).
-        index, t, row, col, patch_size, seed: initial control values.
+        index, t, row, col, patch_size, seed: initial control values: index one of the n_images
+            images, t in [0.02, 1] (the slider's range), row and col inside the image, patch_size an
+            odd P from 1 to the image side, seed from 0 to 1,000,000.
+        schedule: the noise schedule (the network's own by default); n_images: how many images the
+            image slider offers (more than the dataset holds means all of it).
+
+    Raises ValueError, before anything loads, for an argument outside these ranges.
     """
 
     title = "Locality probe: what a CNN output pixel looks at"
-    hint = "move the pixel and t; the gradient never leaves the receptive field"
+    hint = (
+        "click a pixel of x_t or of the gradient map (arrow keys move it while the mouse is over the "
+        "figure), move t; the gradient never leaves the receptive field"
+    )
 
     def __init__(
         self,
@@ -62,7 +76,16 @@ class LocalityProbe(Explorer):
         n_images=100,
         progress=True,
     ):
-        super().__init__(progress)
+        # every argument is checked before a network or data loads, or any control is built
+        helpers.check_network(network)
+        helpers.check_dataset(dataset)
+        n_images = helpers.check_n_images(n_images)
+        index = helpers.check_index(index, "index", n_images, f" (one of the first n_images={n_images} images)")
+        t = helpers.check_time(t, low=T_MIN, why=" (the slider's range: at t = 0 the gradient is one pixel)")
+        row = None if row is None else helpers.check_index(row, "row")
+        col = None if col is None else helpers.check_index(col, "col")
+        patch_size, seed = helpers.check_patch(patch_size), helpers.check_seed(seed)
+        helpers.check_schedule(schedule)
         denoiser, name = helpers.resolve_network(network, schedule)
         if denoiser is None:
             torch.manual_seed(0)
@@ -77,6 +100,13 @@ class LocalityProbe(Explorer):
         self.images, _ = helpers.training_set(dataset, n_images)
         c, h, w = self.images.shape[1:]
         self.top = helpers.largest_patch((h, w))
+        count = len(self.images)  # n_images may exceed a small dataset
+        helpers.check_index(index, "index", count, f" (the {count} images of {dataset!r})")
+        for arg, value, side, what in (("row", row, h, "row"), ("col", col, w, "column")):
+            if value is not None:
+                helpers.check_index(value, arg, side, f" (a pixel {what} of the {h}x{w} images)")
+        helpers.check_patch(patch_size, top=self.top, where=f"the {h}x{w} {dataset} images (the slider's range)")
+        super().__init__(progress)
 
         self.row = widgets.IntSlider(
             value=h // 2 if row is None else row, min=0, max=h - 1, description="pixel row", style=SLIDER_STYLE
@@ -85,10 +115,10 @@ class LocalityProbe(Explorer):
             value=w // 2 if col is None else col, min=0, max=w - 1, description="column", style=SLIDER_STYLE
         )
         self.t = widgets.FloatSlider(
-            value=t, min=0.02, max=1.0, step=0.02, description="time t", readout_format=".2f", style=SLIDER_STYLE
+            value=t, min=T_MIN, max=1.0, step=0.02, description="time t", readout_format=".2f", style=SLIDER_STYLE
         )
         self.patch_size = widgets.IntSlider(
-            value=helpers.odd(patch_size, self.top),
+            value=patch_size,
             min=1,
             max=self.top,
             step=2,
@@ -117,6 +147,19 @@ class LocalityProbe(Explorer):
         )
         self.ax_x, self.ax_grad, self.ax_share = (self.fig.add_subplot(gs[0, i]) for i in range(3))
         self._finish_init()
+        # Click-to-pick on the two H x W panels; after the first drawing, so the axes have their places.
+        self.picker = PixelPicker(self, [self.ax_x, self.ax_grad], (h, w))
+
+    def select(self, row: int, col: int) -> None:
+        """Choose the output pixel u = (row, col) and redraw once."""
+        with self.hold():
+            self.row.value, self.col.value = int(row), int(col)
+        self.refresh()
+
+    def close(self) -> None:
+        """Close the widgets, the click and key listener included."""
+        self.picker.close()
+        super().close()
 
     # ------------------------------------------------------------------------- computing
     def gradient(self, row: int, col: int, t: float, index: int, seed: int):

@@ -7,10 +7,13 @@ import numpy as np
 import torch
 
 from ... import data, schedules
+from ...checks import check_callable
+from ...machines.base import check_patch_size
 from ...machines.patches import pad, windows
 from ...plots import mosaic_image
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
+from .picking import PixelPicker
 
 
 class MosaicInspector(Explorer):
@@ -33,6 +36,9 @@ class MosaicInspector(Explorer):
     Controls: ``row`` and ``col`` (IntSliders: the pixel; instant), ``step`` (IntSlider: which DDIM
     step to explain; a new step costs one ``explain`` call, cached), ``seed`` (BoundedIntText: a
     new ELS sample, seconds with a progress bar, cached). ``select(row, col)`` sets both at once.
+    With ipyevents installed, a click on the sample, the mosaic or the weight map chooses that pixel
+    (the sliders follow), and the arrow keys move it while the mouse is over the figure
+    (``picker``: a :class:`~elslib.course.widgets.picking.PixelPicker`).
 
     ``shown``: ``sample`` (x0_hat at the step), ``mosaic`` ([H, W, 3] colours), ``source``,
     ``source_row``, ``source_col`` (int [H, W]: winning training image and patch centre per pixel),
@@ -43,15 +49,23 @@ class MosaicInspector(Explorer):
 
     Args:
         dataset, n_images: the training set (its first n images), unless ``images`` is given.
-        images, labels: a training set of your own ([N, C, H, W] in [-1, 1]; labels optional).
-        patch_size: odd P, or a callable t -> P (a scale schedule).
+        images, labels: a training set of your own ([N, C, H, W] in [-1, 1]; labels optional, one
+            integer class per image).
+        patch_size: odd P (up to what ``ELSDenoiser`` takes for the images and padding), or a
+            callable t -> P (a scale schedule).
         padding: "zeros" or "circular", as for ``ELSDenoiser``.
-        seed, steps, schedule: the DDIM run; step: the step explained first (default: the last).
-        row, col: the pixel chosen first (default: the centre).
+        seed, steps, schedule: the DDIM run (seed from 0 to 1,000,000, the seed box's range); step:
+            the step explained first, from 0 to steps - 1 (default: the last).
+        row, col: the pixel chosen first, inside the image (default: the centre).
+
+    Raises ValueError, before anything loads, for an argument outside these ranges.
     """
 
     title = "Mosaic inspector: where each pixel of an ELS sample comes from"
-    hint = "choose a pixel with row and column; earlier steps show the weight spread wide"
+    hint = (
+        "click a pixel of the sample, mosaic or weight map (or use row and column; arrow keys move it "
+        "while the mouse is over the figure); earlier steps show the weight spread wide"
+    )
 
     def __init__(
         self,
@@ -69,13 +83,41 @@ class MosaicInspector(Explorer):
         labels=None,
         progress=True,
     ):
-        super().__init__(progress)
-        if images is None:
+        # every argument is checked before data loads, the machine is built or any control is made
+        helpers.check_dataset(dataset)
+        n_images = helpers.check_n_images(n_images)
+        if callable(patch_size):
+            check_callable(patch_size, "patch_size", (0.5,), call="patch_size(t) -> odd int")
+        else:
+            helpers.check_patch(patch_size)
+        helpers.check_padding(padding)
+        seed, steps = helpers.check_seed(seed), helpers.check_steps(steps)
+        if step is not None:
+            step = helpers.check_index(step, "step", steps, f" (the steps={steps} DDIM steps are 0 to {steps - 1})")
+        row = None if row is None else helpers.check_index(row, "row")
+        col = None if col is None else helpers.check_index(col, "col")
+        helpers.check_schedule(schedule)
+        own = images is not None
+        if own:
+            helpers.check_training_images(images, labels)
+        elif labels is not None:
+            raise ValueError(
+                f"labels must be None without images= (the dataset's own labels are used), got {type(labels).__name__}"
+            )
+        else:
             images, labels = helpers.training_set(dataset, n_images)
+        h, w = images.shape[-2:]
+        if not callable(patch_size):
+            check_patch_size(patch_size, (h, w), circular=padding == "circular")
+        for name, value, side, what in (("row", row, h, "row"), ("col", col, w, "column")):
+            if value is not None:
+                helpers.check_index(value, name, side, f" (a pixel {what} of the {h}x{w} images)")
+        super().__init__(progress)
+        if own:
+            self.source_name, self.class_names = f"{len(images)} training images", None
+        else:
             self.source_name = f"{len(images)} {dataset} images"
             self.class_names = data.class_names(dataset)
-        else:
-            self.source_name, self.class_names = f"{len(images)} training images", None
         self.images, self.labels = images, labels
         self.steps, self.schedule, self.padding = int(steps), schedules.get(schedule), padding
         self.machine = helpers.make_machine("ELS", images, patch_size, padding, self.schedule)
@@ -118,12 +160,20 @@ class MosaicInspector(Explorer):
         self.ax_patch, self.ax_train, self.ax_text = (self.fig.add_subplot(gs[1, i]) for i in range(3))
         self._compute()
         self._finish_init()
+        # Click-to-pick on the three panels that show the H x W sample grid (not the training image,
+        # whose pixels are another image's); after the first drawing, so the axes have their places.
+        self.picker = PixelPicker(self, [self.ax_sample, self.ax_mosaic, self.ax_weight], (h, w))
 
     def select(self, row: int, col: int) -> None:
         """Choose the pixel (row, col) and redraw once."""
         with self.hold():
             self.row.value, self.col.value = int(row), int(col)
         self.refresh()
+
+    def close(self) -> None:
+        """Close the widgets, the click and key listener included."""
+        self.picker.close()
+        super().close()
 
     # ------------------------------------------------------------------------- computing
     def _p_at(self, t: float) -> int:

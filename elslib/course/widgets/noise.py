@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.ticker import NullLocator
 
 from ... import data, schedules
+from ...checks import check_choice
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array, labelled
 
@@ -40,16 +41,27 @@ class NoiseExplorer(Explorer):
         index: which image of the dataset's seeded, class-balanced order.
         t: diffusion time in [0, 1].
         schedule: "cosine" (the paper's) or "linear".
-        seed: the noise seed.
-        n_images: how many images of the dataset the picker offers.
+        seed: the noise seed, an integer from 0 to 1,000,000.
+        n_images: how many images of the dataset the picker offers (an integer >= 1; more than a
+            dataset holds means all of it).
+
+    Raises ValueError, before anything loads, for an argument outside these ranges.
     """
 
     title = "Noise explorer: the forward process"
     hint = "move t to add noise; a new seed draws new noise; watch which frequencies drown first"
 
     def __init__(self, dataset="mnist", index=0, t=0.3, schedule="cosine", seed=0, n_images=100, progress=True):
+        # every argument is checked before anything loads or any control is built
+        helpers.check_dataset(dataset)
+        n_images = helpers.check_n_images(n_images)
+        index = helpers.check_index(index, "index", n_images, f" (one of the first n_images={n_images} images)")
+        t, seed = helpers.check_time(t), helpers.check_seed(seed)
+        check_choice(schedule, "schedule", SCHEDULES)
+        count = len(helpers.training_set(dataset, n_images)[0])  # n_images may exceed a small dataset
+        helpers.check_index(index, "index", count, f" (the {count} images of {dataset!r})")
         super().__init__(progress)
-        self.n_images = int(n_images)
+        self.n_images = n_images
         self.dataset = widgets.Dropdown(
             options=helpers.DATASETS,
             value=dataset,

@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from ...checks import check_callable
 from ...denoisers import schedule_of
 from . import helpers
 from .base import LABEL_SIZE, MARK, SLIDER_STYLE, TITLE_SIZE, WINDOW, Explorer, as_array
@@ -34,8 +35,12 @@ class ReverseProcessPlayer(Explorer):
             when its weights are present, else the ideal machine on 500 MNIST digits.
         name: what to call the denoiser in titles (default: its class name).
         shape: (C, H, W) of the images (default: the machine's, else (1, 32, 32)).
-        seed, steps, schedule, label: as for :func:`elslib.sampling.ddim`.
-        step: the step shown first.
+        seed, steps, schedule, label: as for :func:`elslib.sampling.ddim` (seed from 0 to 1,000,000, the
+            seed box's range; label one class, for a class-conditional denoiser).
+        step: the step shown first, from 0 (the noise) to steps (the final sample; the default).
+
+    Raises ValueError (TypeError for a denoiser that is not callable), before anything loads, for
+    an argument outside these ranges.
     """
 
     title = "Reverse-process player: a DDIM run, step by step"
@@ -53,6 +58,17 @@ class ReverseProcessPlayer(Explorer):
         step=None,
         progress=True,
     ):
+        # every argument is checked before a network or data loads, or any control is built
+        if denoiser is not None and not isinstance(denoiser, torch.nn.Module):
+            check_callable(denoiser, "denoiser", call="D(x_t, t)")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be None or a string (the denoiser's name in titles), got {name!r}")
+        shape = None if shape is None else helpers.check_shape(shape)
+        seed, steps = helpers.check_seed(seed), helpers.check_steps(steps)
+        helpers.check_schedule(schedule)
+        helpers.check_label(label)
+        if step is not None:
+            step = helpers.check_index(step, "step", steps + 1, f" (steps={steps}: 0 is the noise, {steps} the sample)")
         super().__init__(progress)
         if denoiser is None:
             denoiser, name = helpers.resolve_network("auto", schedule)

@@ -7,7 +7,8 @@ import math
 import ipywidgets as widgets
 import numpy as np
 
-from ... import calibration, pretrained
+from ... import calibration, data, pretrained
+from ...checks import check_callable, check_choice, check_positive_int
 from ...denoisers import schedule_of
 from ...metrics import pearson_r
 from . import helpers
@@ -45,10 +46,19 @@ class ScaleScheduleEditor(Explorer):
         network: "auto" (the shipped "resnet-zeros" if present), a shipped network's name, an
             ``nn.Module``, a denoiser, or None; network_dataset: what it was trained on (it is
             shown only when ``dataset`` is that one).
-        calibrated: a :class:`ScaleSchedule`; default: the one stored with the shipped network.
-        dataset, n_images: the ELS machine's training set; padding: its padding.
-        seed, steps, schedule: the DDIM run (noise schedule; not to confuse with P(t)).
-        mode, constant: the starting curve; bands: how many knots the drawn curve has.
+        calibrated: a :class:`ScaleSchedule` (or any callable t -> odd P); default: the one stored
+            with the shipped network. Its P at every DDIM step must fit the sliders (odd, at most
+            the image side).
+        dataset, n_images: the ELS machine's training set (more images than the dataset holds means
+            all of it); padding: its padding, "zeros" or "circular".
+        seed, steps, schedule: the DDIM run (noise schedule; not to confuse with P(t)); seed from 0
+            to 1,000,000, the seed box's range.
+        mode, constant: the starting curve (mode one of "calibrated" -- only with a calibrated
+            P(t) --, "constant", "drawn"; constant an odd P from 1 to the image side); bands: how
+            many knots the drawn curve has (an integer >= 1).
+
+    Raises ValueError, before anything loads, for an argument outside these ranges (the image side
+    and the calibrated P(t) are checked as soon as the training set and the network are there).
     """
 
     title = "Scale-schedule editor: the ELS patch size P(t)"
@@ -70,7 +80,20 @@ class ScaleScheduleEditor(Explorer):
         network_dataset=helpers.NETWORK_DATASET,
         progress=True,
     ):
-        super().__init__(progress)
+        # every argument is checked before a network or data loads, or any control is built
+        helpers.check_network(network)
+        if calibrated is not None:
+            check_callable(calibrated, "calibrated", (0.5,), call="calibrated(t) -> odd P")
+        helpers.check_dataset(dataset)
+        check_choice(network_dataset, "network_dataset", list(data.DATASETS))
+        n_images, seed = helpers.check_n_images(n_images), helpers.check_seed(seed)
+        helpers.check_padding(padding)
+        steps = helpers.check_steps(steps)
+        helpers.check_schedule(schedule)
+        if mode is not None:
+            check_choice(mode, "mode", MODES)
+        constant = helpers.check_patch(constant, "constant")
+        bands = check_positive_int(bands, "bands")
         self.network, self.network_name = helpers.resolve_network(network, schedule)
         # the network's own schedule (an explicit one must agree); the machine is built with it
         self.noise_schedule = schedule_of(self.network, schedule)
@@ -80,11 +103,24 @@ class ScaleScheduleEditor(Explorer):
             self._no_network = f"the network was\ntrained on {network_dataset}"
         if calibrated is None and isinstance(network, str) and self.network is not None:
             calibrated = stored_scales(self.network_name)
+        if mode == "calibrated" and calibrated is None:
+            who = network if network is None or isinstance(network, str) else type(network).__name__
+            raise ValueError(
+                "mode='calibrated' needs a calibrated P(t): pass calibrated=, or a shipped network that stores one "
+                f"(got calibrated=None, and network={who!r} gives none for dataset {dataset!r})"
+            )
         self.calibrated = calibrated
         self.images, _ = helpers.training_set(dataset, n_images)
-        self.dataset, self.padding, self.steps = dataset, padding, int(steps)
+        self.dataset, self.padding, self.steps = dataset, padding, steps
         self.times = helpers.step_times(self.steps)[:-1]  # the times the denoiser is called at
         self.top = helpers.largest_patch(tuple(self.images.shape[-2:]))
+        h, w = self.images.shape[-2:]
+        where = f"the {h}x{w} {dataset} images (the sliders' range)"
+        helpers.check_patch(constant, "constant", self.top, where)
+        if calibrated is not None:  # shown as it is: a P the sliders cannot hold is refused, not rounded
+            for t in self.times:
+                helpers.check_patch(calibrated(t), f"calibrated({t:g})", self.top, where)
+        super().__init__(progress)
         self.machine = helpers.make_machine("ELS", self.images, self._p_now, padding, self.noise_schedule)
         self._ps: list[int] = []  # the P at each step of the run in progress
         self._calls = helpers.LRU(4096)  # (seed, P prefix) -> x0_hat of that step
@@ -94,7 +130,7 @@ class ScaleScheduleEditor(Explorer):
         modes = [m for m in MODES if m != "calibrated" or calibrated is not None]
         self.mode = widgets.ToggleButtons(options=modes, value=mode or modes[0], style={"button_width": "90px"})
         self.constant = widgets.IntSlider(
-            value=helpers.odd(constant, self.top),
+            value=constant,
             min=1,
             max=self.top,
             step=2,
@@ -103,7 +139,7 @@ class ScaleScheduleEditor(Explorer):
         )
         self.knots = [
             widgets.IntSlider(
-                value=helpers.odd(constant, self.top),
+                value=constant,
                 min=1,
                 max=self.top,
                 step=2,
@@ -304,7 +340,6 @@ class ScaleScheduleEditor(Explorer):
 def stored_scales(name: str):
     """The calibrated ScaleSchedule stored with a shipped network (None when there is none)."""
     try:
-        meta = pretrained.metadata(name)
-    except (FileNotFoundError, ValueError):
+        return pretrained.calibrated_scales(name)
+    except ValueError:
         return None
-    return calibration.ScaleSchedule.from_dict(meta["scales"]) if "scales" in meta else None
