@@ -77,6 +77,27 @@ def train_reader(out=None, record: bool = False) -> int:
     return 0
 
 
+def latent_els(seeds: int, record: bool) -> int:
+    """Calibrate, sample and compare, unconditional and conditional; print the table (and record it)."""
+    from elslib.text_to_image import latent_els as measure
+
+    results = [measure.compare(seeds=range(seeds), conditional=c) for c in (False, True)]
+    print(measure.table(results))
+    if record:
+        import torch
+
+        from elslib import pretrained, records
+
+        kept = {"conditional" if r["conditional"] else "unconditional": r for r in results}
+        for r in kept.values():
+            r.pop("samples")
+        kept["command"] = f"python -m elslib latent-els --seeds {seeds} --record"
+        kept["hardware"] = f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads"
+        kept["date"] = time.strftime("%Y-%m-%d")
+        print(f"wrote {records.write('text-to-image', 'latent-els', kept)}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m elslib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,7 +105,7 @@ def main(argv=None) -> int:
     from elslib.pretrained import RECIPES
 
     train = sub.add_parser("train", help="train a shipped network by its recipe (writes trained-networks/NAME.*)")
-    train.add_argument("name", choices=[*RECIPES, "text-to-image"])
+    train.add_argument("name", choices=[*RECIPES, "text-to-image", "text-to-image-10"])
     train.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
     train.add_argument("--out", default=None, help="folder for NAME.pt and NAME.json (default: trained-networks)")
     train.add_argument(
@@ -125,6 +146,11 @@ def main(argv=None) -> int:
         help="ELS patch sizes, 'whole' for the ideal machine (default: 3 ... 15 whole)",
     )
     pha.add_argument("--out", default="phase-diagram", help="folder for the cells, phase-diagram.json and samples.pt")
+    lat = sub.add_parser(
+        "latent-els", help="does the ELS machine on training latents predict the text-to-image latent denoiser?"
+    )
+    lat.add_argument("--seeds", type=int, default=32, help="evaluation seeds 0 .. N-1 (default 32)")
+    lat.add_argument("--record", action="store_true", help="also keep the numbers in records/text-to-image")
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
@@ -190,6 +216,16 @@ def _run(args) -> int:
         return 0
     if args.command == "info":
         return info()
+    if args.command == "train" and args.name == "text-to-image-10":
+        from elslib.text_to_image import overfitting
+
+        if args.restart:
+            raise ValueError("--restart is for the denoising networks; text-to-image-10 trains in one run")
+        path = overfitting.train(out_dir=args.out, record=args.record, steps=args.steps)
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+        return 0
+    if args.command == "latent-els":
+        return latent_els(args.seeds, args.record)
     if args.command == "train" and args.name == "text-to-image":
         from elslib.text_to_image import recipe
 
