@@ -57,3 +57,23 @@ def test_a_damaged_file_is_named(stored, tmp_path):
 def test_a_missing_file_says_how_to_train_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m elslib train text-to-image-10"):
         overfitting.load(tmp_path / "none.pt")
+
+
+def test_the_shipped_ten_digit_denoiser_copies_its_training_digits():
+    from elslib import metrics
+    from elslib.memorisation import copy_threshold
+    from elslib.text_to_image import generate
+    from elslib.text_to_image.captions import DIGIT_WORDS
+
+    few = overfitting.load()
+    images, labels = overfitting.training_digits()
+    prompts = [f"a handwritten {DIGIT_WORDS[d]}" for d in range(10)]
+    samples = generate(prompts, seeds=[0] * 10, pipeline=few)
+    # what the decoder can draw of each training digit: its reconstruction through the VAE
+    drawn = few.vae.to_image(few.vae.to_latent(images))
+    nn, nearest = metrics.nearest_neighbours(samples, drawn)
+    assert (labels[nearest] == torch.arange(10)).all()  # each prompt returns its digit's one image
+    assert (nn < copy_threshold()).float().mean() >= 0.8
+    full = generate(prompts, seeds=[0] * 10)  # the 4,000-digit pipeline, same prompts and seeds
+    nn_full, _ = metrics.nearest_neighbours(full, drawn)
+    assert nn_full.median() > 2 * nn.median()

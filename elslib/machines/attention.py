@@ -202,7 +202,18 @@ class _Block:
 def _weigh(s, vc):
     """exp2 of shifted scores (in place) times values: [L, K] x [C + 1, K] -> [L, C + 1] float64."""
     s.clamp_(min=EXP2_FLOOR).exp2_()
-    return F.linear(s, vc).double()
+    if s.device.type != "cpu" or torch.get_num_threads() == 1:
+        return F.linear(s, vc).double()
+    # A product with so few output columns is split over K (the keys) by the CPU's BLAS when it
+    # has several threads, and the partial sums then meet in another order: the last bits of a
+    # sample would depend on the thread count. On one thread the order is fixed; this product
+    # is a small part of the work (the scores' GEMM is (D + 3) / (C + 1) times larger).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return F.linear(s, vc).double()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def attend_explain(queries, a, s2, keys, label, chunk_size: int):
