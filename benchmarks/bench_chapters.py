@@ -82,6 +82,33 @@ def table(rows: dict, modes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def merge(stored: str, rows: dict, modes: list[str]) -> str:
+    """The stored table with the rows of `rows` replaced (both modes must have been rerun) and a
+    line under its header naming them, the date, the machine and the load."""
+    if sorted(modes) != ["fast", "full"]:
+        raise SystemExit("--write for some chapters needs both modes (the table has a column for each)")
+    fresh = {line.split(" | ")[0][2:]: line for line in table(rows, modes).splitlines() if line.startswith("| ")}
+    fresh.pop("chapter", None)
+    lines = [
+        fresh.get(line.split(" | ")[0][2:], line) if line.startswith("| ") else line for line in stored.splitlines()
+    ]
+    names = [line.split(" | ")[0][2:] for line in lines if line.startswith("| ")]
+    missing = [name for name in fresh if name not in names]
+    body = [i for i, line in enumerate(lines) if line.startswith("| ")]
+    for name in missing:  # a new chapter: its row goes where its number sorts
+        at = next((i for i in body[2:] if lines[i].split(" | ")[0][2:] > name), body[-1] + 1)
+        lines.insert(at, fresh[name])
+        body = [i for i, line in enumerate(lines) if line.startswith("| ")]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    note = (
+        f"Rows {', '.join(sorted(fresh))} re-measured {dt.date.today().isoformat()} on **{cpu_name()}, "
+        f"{os.cpu_count()} cores** (load average {load:.1f} at the end)."
+    )
+    lines = [line for line in lines if not line.startswith("Rows ")]
+    head = [i for i, line in enumerate(lines) if line.startswith("| chapter")][0]
+    return "\n".join(lines[:head] + [note, ""] + lines[head:])
+
+
 def _fmt(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
@@ -116,7 +143,9 @@ def main(argv=None) -> int:
         if START not in readme or END not in readme:
             raise SystemExit(f"{README} has no {START} ... {END} markers to replace")
         before, rest = readme.split(START, 1)
-        _, after = rest.split(END, 1)
+        stored, after = rest.split(END, 1)
+        if args.chapters:  # some chapters: update their rows, keep the others, say which were redone
+            text = merge(stored.strip(), rows, args.modes)
         README.write_text(before + START + "\n" + text + "\n" + END + after, encoding="utf-8")
         print(f"wrote the table into {README}")
     return 0
