@@ -121,3 +121,57 @@ def _first_time(times: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
     first = hit.to(torch.int8).argmax(0)  # the first row (largest t) that hits
     out[any_hit] = times.double()[first[any_hit]]
     return out
+
+
+def commitment_along(denoiser, noise, steps: int = 20, every: int = 1, ink: float = 0.0, progress: bool = False):
+    """How far a machine has committed, step by step along its own DDIM trajectory, from its ``explain``.
+
+    The ideal machine commits to one training image for the whole picture; a patch machine (ELS)
+    commits pixel by pixel, each pixel to a patch of its own. For each noise image [B, C, H, W]
+    and every `every`-th time the denoiser is called at (the last one always included), over the
+    pixels of the final sample whose mean over channels is above `ink` (its strokes; all pixels
+    where there are none), this measures:
+
+    - ``top_weight`` [K, B]: the median over those pixels of the winning candidate's softmax weight;
+    - ``top_source_share`` [K, B]: the share of those pixels whose winner comes from the training
+      image that wins the most of them (1 for the ideal machine: one image wins everywhere);
+    - ``sources`` [K, B] int64: how many different training images win at least one of them.
+
+    Returns a dict with those, ``times`` [K] float64 and the final ``sample`` [B, C, H, W].
+    """
+    check_images(noise, "noise")
+    steps = check_positive_int(steps, "steps")
+    every = check_positive_int(every, "every")
+    ink = check_number(ink, "ink")
+    if not callable(getattr(denoiser, "explain", None)):
+        raise ValueError(f"denoiser must be a machine with an explain() method, got {type(denoiser).__name__}")
+    sample, traj = sampling.ddim(denoiser, noise, steps=steps, return_trajectory=True, progress=False)
+    calls = sorted(set(range(0, steps, every)) | {steps - 1})
+    strokes = sample.mean(1) > ink  # [B, H, W]
+    strokes[strokes.flatten(1).sum(1) == 0] = True  # a blank sample: all of its pixels
+    iterator = calls
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(calls, desc="explain along the trajectory")
+    top, share, sources = [], [], []
+    for i in iterator:
+        ex = denoiser.explain(traj.x[i], float(traj.times[i]))
+        row_top, row_share, row_sources = [], [], []
+        for b in range(len(noise)):
+            mask = strokes[b].to(ex.weight.device)
+            winners = ex.image[b][mask]
+            counts = torch.bincount(winners)
+            row_top.append(float(ex.weight[b][mask].double().median()))
+            row_share.append(float(counts.max()) / len(winners))
+            row_sources.append(int((counts > 0).sum()))
+        top.append(row_top)
+        share.append(row_share)
+        sources.append(row_sources)
+    return {
+        "times": traj.times[calls].double(),
+        "top_weight": torch.tensor(top, dtype=torch.float64),
+        "top_source_share": torch.tensor(share, dtype=torch.float64),
+        "sources": torch.tensor(sources, dtype=torch.int64),
+        "sample": sample,
+    }

@@ -187,13 +187,97 @@ def phase_diagram(
 
 
 def table(result: dict, field: str = "copy_fraction") -> str:
-    """A Markdown table of one field ("copy_fraction" or "median_nn"): N down, P across."""
+    """A Markdown table of one field ("copy_fraction" or "median_nn"): N down, P across ("-": no such cell)."""
     if field not in ("copy_fraction", "median_nn"):
         raise ValueError(f"field must be 'copy_fraction' or 'median_nn', got {field!r}")
     head = "| N | " + " | ".join(f"P = {p}" for p in result["patches"]) + " |"
     lines = [head, "|" + "---|" * (len(result["patches"]) + 1)]
     for n in result["sizes"]:
-        values = [result["cells"][f"{n},{p}"][field] for p in result["patches"]]
-        text = [f"{v:.0%}" if field == "copy_fraction" else f"{v:.3f}" for v in values]
+        cells = [result["cells"].get(f"{n},{p}") for p in result["patches"]]  # None: not computed (yet)
+        values = [None if c is None else c[field] for c in cells]
+        text = ["-" if v is None else f"{v:.0%}" if field == "copy_fraction" else f"{v:.3f}" for v in values]
         lines.append(f"| {n} | " + " | ".join(text) + " |")
     return "\n".join(lines)
+
+
+RECORD = "phase-diagram"  # the folder of records/ that keeps the course's stored grid
+
+
+def merge(results, out_dir=None) -> dict:
+    """One diagram out of several runs of ``phase_diagram`` (say, fewer seeds for the large N).
+
+    results: a list of (result, samples) pairs, ``samples`` the dict of samples.pt (or None).
+    Their thresholds and steps must agree; a cell present in several runs is taken from the last.
+    Returns a result like ``phase_diagram``'s, in which ``seeds`` is the number of seeds every cell
+    has (seeds 0 .. seeds - 1), ``seeds_by_size`` maps each N (a string) to its cells' seed count,
+    and each cell also says its own ``seeds``. With `out_dir`, writes phase-diagram.json and
+    samples.pt there, as ``phase_diagram`` does.
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("results must hold at least one (result, samples) pair, got none")
+    first = results[0][0]
+    cells, samples, sizes, patches = {}, {}, [], []
+    for result, stored in results:
+        if abs(result["threshold"] - first["threshold"]) > 1e-9 or result["steps"] != first["steps"]:
+            raise ValueError(
+                "results must share the copy threshold and the number of steps, got "
+                f"{first['threshold']!r} / {first['steps']} and {result['threshold']!r} / {result['steps']}"
+            )
+        for key, cell in result["cells"].items():
+            cells[key] = {**cell, "seeds": len(cell["nn"])}
+            if stored is not None and key in stored:
+                samples[key] = stored[key]
+        sizes += [n for n in result["sizes"] if n not in sizes]
+        patches += [p for p in result["patches"] if p not in patches]
+    sizes = sorted(sizes)
+    patches = [p for p in (patch_name(q) for q in PATCHES) if p in patches] + [
+        p for p in patches if p not in {patch_name(q) for q in PATCHES}
+    ]
+    by_size = {str(n): min(c["seeds"] for k, c in cells.items() if k.split(",")[0] == str(n)) for n in sizes}
+    merged = {
+        "threshold": first["threshold"],
+        "seeds": min(by_size.values()),
+        "seeds_by_size": by_size,
+        "steps": first["steps"],
+        "sizes": sizes,
+        "patches": patches,
+        "cells": {f"{n},{p}": cells[f"{n},{p}"] for n in sizes for p in patches if f"{n},{p}" in cells},
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "phase-diagram.json").write_text(json.dumps(merged, indent=1) + "\n")
+        torch.save(samples, out / "samples.pt")
+    return merged
+
+
+def load_record(folder=None) -> dict | None:
+    """The stored diagram: the result (as ``phase_diagram`` returns it) plus ``samples``, or None.
+
+    folder: where phase-diagram.json (and samples.pt) lie; default: the repository's
+    records/phase-diagram (see ``elslib.records``). None when there is no such file. A grid may be
+    partial (a run still under way): ``missing`` lists the cells "N,P" of its sizes and patches
+    that it lacks, and ``samples`` holds only the cells whose samples were stored.
+    """
+    from . import records
+
+    if folder is None:
+        try:
+            folder = records.folder() / RECORD
+        except FileNotFoundError:
+            return None
+    folder = Path(folder)
+    file = folder / "phase-diagram.json"
+    if not file.exists():
+        return None
+    try:
+        result = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"the record file {file} is damaged ({err}); restore it from the repository") from err
+    samples_file = folder / "samples.pt"
+    result["samples"] = torch.load(samples_file, weights_only=True) if samples_file.exists() else {}
+    result["missing"] = [
+        f"{n},{p}" for n in result["sizes"] for p in result["patches"] if f"{n},{p}" not in result["cells"]
+    ]
+    return result

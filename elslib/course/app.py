@@ -49,6 +49,8 @@ TABS = [
     ("07 Machines", "MachineComparer"),
     ("07 Mosaic", "MosaicInspector"),
     ("07 Patch scales", "ScaleScheduleEditor"),
+    ("09 Copying", "CopyingExplorer"),
+    ("12 Prompt", "PromptExplorer"),
 ]
 
 
@@ -66,6 +68,8 @@ def settings(fast: bool) -> dict[str, dict]:
         "MachineComparer": {"n_images": n, "steps": steps, "image_counts": counts},
         "MosaicInspector": {"n_images": n, "steps": steps},
         "ScaleScheduleEditor": {"n_images": n, "steps": steps},
+        "CopyingExplorer": {},  # reads the stored grid: nothing to make smaller
+        "PromptExplorer": {"steps": steps},  # the shipped text-to-image pipeline: about 0.1 s a draw
     }
 
 

@@ -81,8 +81,8 @@ def generate(prompts, seeds, steps: int = 20, guidance: float = 3.0, pipeline: P
 def predictions(prompt: str, seed: int, steps: int = 20, guidance: float = 3.0, pipeline: Pipeline | None = None):
     """What the image looks like along the way: the decoded x0_hat after each step, [steps, 1, 32, 32].
 
-    Row i is the decoder's picture of the denoiser's prediction at step i + 1; the last row is
-    the image ``generate`` returns.
+    Row i is the decoder's picture of the denoiser's prediction at step i + 1. The last row is
+    the image ``generate`` returns, up to float rounding (about 1e-6).
     """
     pipeline = pipeline if pipeline is not None else load()
     ids, noise, steps, guidance = _check_request(pipeline, [prompt], [seed], steps, guidance)

@@ -20,7 +20,7 @@ Set ``ELS_STRICT_CHECKS=1`` to make a failing check raise (the tests do, on the 
 
 from __future__ import annotations
 
-from . import basics, ch00, ch04, ch05, ch06, ch07, ch08, ch10, ch11, ch12
+from . import basics, ch00, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12
 from .basics import (
     check_add_noise,
     check_ddim_step,
@@ -33,7 +33,7 @@ from .basics import (
 from .framework import REGISTRY as EXERCISES
 from .framework import CheckFailed, CheckResult, StandIn, check, reference, use, whose
 
-for _module in (ch00, basics, ch04, ch05, ch06, ch07, ch08, ch10, ch11, ch12):
+for _module in (ch00, basics, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12):
     EXERCISES.update(_module.EXERCISES)
 
 __all__ = [

@@ -1,65 +1,79 @@
-"""Exercises of chapter 12: from digits to text-to-image (a prompt read as a label, classifier-free guidance)."""
+"""Exercises of chapter 12: from digits to text-to-image (the CLIP loss, classifier-free guidance)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+
+import numpy as np
+import torch
 
 from ...denoisers import Guided
 from .ch07 import _case
-from .framework import Case, CheckResult, Exercise
+from .framework import CheckResult, Exercise
 from .framework import random_images as _images
 from .framework import run_cases as _run
 
-# --------------------------------------------------------------------------- 12.1 a prompt read as a label
-
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# --------------------------------------------------------------------------- 12.1 the symmetric InfoNCE loss
 
 
-def _ref_prompt_to_label(prompt):
-    """The digit a prompt names, by whole words ('seven' or '7'); -1 when it names none."""
-    for token in re.findall(r"[a-z0-9]+", str(prompt).lower()):
-        if token in DIGIT_WORDS:
-            return DIGIT_WORDS.index(token)
-        if len(token) == 1 and token.isdigit():
-            return int(token)
-    return -1
+def _log_softmax_diagonal(rows: np.ndarray) -> np.ndarray:
+    """log( exp(S_ii) / sum_j exp(S_ij) ) of each row i, in float64, the largest entry subtracted first."""
+    top = rows.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(rows - top).sum(axis=1)) + top[:, 0]
+    return np.diag(rows) - log_sum
 
 
-def _substring_label(prompt):
-    low = str(prompt).lower()
-    found = [(low.find(w), k) for k, w in enumerate(DIGIT_WORDS) if w in low]
-    return min(found)[1] if found else -1
+def _ref_infonce(sims):
+    """The symmetric InfoNCE loss of a [B, B] matrix of (scaled) similarities, image i against caption j.
+
+    Computed independently of torch's cross-entropy: numpy, float64, one log-softmax per row of S
+    (each image picks its caption) and per row of S^T (each caption picks its image).
+    """
+    s = np.asarray(torch.as_tensor(sims).detach().cpu().double())
+    images_pick = -_log_softmax_diagonal(s).mean()
+    captions_pick = -_log_softmax_diagonal(s.T).mean()
+    return float((images_pick + captions_pick) / 2)
 
 
-def check_prompt_to_label(fn: Callable, quiet: bool = False) -> CheckResult:
-    """Exercise 12.1: ``prompt_to_label(prompt) -> int``: the digit a prompt names, as a word ('seven') or a
-    numeral ('7'), in any case and with any punctuation; the first one if it names several; -1 if none."""
+def check_infonce(fn: Callable, quiet: bool = False) -> CheckResult:
+    """Exercise 12.1: ``infonce(sims) -> float``: the symmetric InfoNCE loss of a square matrix of similarities
+    (row i: image i, column j: caption j, the matching pairs on the diagonal), the mean of the cross-entropy of
+    each row and of each column with its diagonal entry as the right answer, averaged over the two directions."""
     hint = (
-        "Lower-case the prompt and split it into words first (re.findall(r'[a-z0-9]+', prompt.lower())): a text "
-        "encoder works on tokens, not on letters. Then the first token that is a digit word (DIGIT_WORDS.index) "
-        "or a single numeral (int(token)) gives the label; return -1 when no token does."
+        "Each image i must pick its own caption among the B in its row: -log softmax(S[i])[i]; each caption j must "
+        "pick its own image in its column: -log softmax(S[:, j])[j]. Average each over the B pairs, then take the "
+        "mean of the two. torch.log_softmax(sims, dim=1).diagonal() gives the first kind at once (dim=0 the second)."
     )
     cases = []
-    for prompt in [
-        "a handwritten seven",
-        "Draw a 4, please!",
-        "NINE.",
-        "someone drew a three",
-        "a photo of a phone",
-        "two or three, whichever",
+    gen = torch.Generator().manual_seed(1201)
+    for description, sims in [
+        (
+            "a 4 x 4 matrix, matches clearly on the diagonal",
+            3.0 * torch.eye(4) + 0.3 * torch.randn(4, 4, generator=gen),
+        ),
+        ("a 6 x 6 matrix of random similarities", 2.0 * torch.randn(6, 6, generator=gen)),
+        ("a 5 x 5 matrix where images and captions disagree", 4.0 * torch.randn(5, 5, generator=gen).triu()),
+        ("a 3 x 3 matrix of large similarities (scale 100)", 100.0 * torch.rand(3, 3, generator=gen)),
     ]:
-        expected = float(_ref_prompt_to_label(prompt))
-        mistakes = []
-        if _substring_label(prompt) != expected:
-            mistakes.append(
-                (
-                    float(_substring_label(prompt)),
-                    "You matched letters, not words: 'someone' and 'phone' contain 'one'. Split the prompt into "
-                    "words (tokens) first and compare whole words.",
-                )
-            )
-        cases.append(Case(f"the prompt {prompt!r}", (prompt,), expected, hint, atol=0.0, rtol=0.0, mistakes=mistakes))
+        s = sims.double().numpy()
+        rows, cols = -_log_softmax_diagonal(s).mean(), -_log_softmax_diagonal(s.T).mean()
+        mistakes = [
+            (
+                float(rows),
+                "That is only half the loss: each image picks its caption (rows). Add the other direction, "
+                "each caption picking its image (the columns, i.e. the rows of sims.T), and average the two.",
+            ),
+            (float(cols), "That is only the captions' half (the columns); add the rows and average the two."),
+            (float(rows + cols), "Average the two directions, (rows + columns) / 2, rather than adding them."),
+            (
+                float(-np.diag(s).mean()),
+                "The diagonal alone is not a probability: subtract the log of the sum of "
+                "exp over the row (or column), i.e. use a log-softmax.",
+            ),
+            (float(len(s) * (rows + cols) / 2), "Take the mean over the B pairs, not the sum."),
+        ]
+        expected = _ref_infonce(sims)
+        cases.append(_case(description, (sims.float(),), expected, hint, mistakes, atol=1e-4, rtol=1e-4))
     return _run("12.1", fn, cases, quiet)
 
 
@@ -100,6 +114,6 @@ def check_guided(fn: Callable, quiet: bool = False) -> CheckResult:
 
 
 EXERCISES: dict[str, Exercise] = {
-    "12.1": Exercise("the digit a prompt names (a toy text encoder)", check_prompt_to_label, _ref_prompt_to_label),
+    "12.1": Exercise("the symmetric InfoNCE (CLIP) loss of a similarity matrix", check_infonce, _ref_infonce),
     "12.2": Exercise("classifier-free guidance of two predictions", check_guided, _ref_guided),
 }
