@@ -16,7 +16,6 @@ pipeline in place of the 4,000-digit one. Trained by `python -m elslib train tex
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from .. import data, pretrained
 from ..checks import check_positive_int
 from . import captions, latent
-from .pipeline import Pipeline
+from .pipeline import Pipeline, read_checked, write_checked
 from .pipeline import load as load_pipeline
 
 NAME = "text-to-image-10"
@@ -84,38 +83,21 @@ def _architecture(pipe: Pipeline) -> dict:
 def save(net: latent.LatentDenoiser, path, meta: dict) -> Path:
     """Write a latent denoiser's config and weights (without its frozen text encoder, which the
     shipped pipeline holds) to `path`, and `meta` with the file's SHA-256 to the .json beside it."""
-    from ..training import file_sha256
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith("text.")}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "config": net.config, "weights": weights}, tmp)
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps({**meta, "sha256": file_sha256(path)}, indent=2) + "\n")
-    return path
+    return write_checked({"format": FORMAT, "config": net.config, "weights": weights}, path, meta)
 
 
 def load(path=None) -> Pipeline:
     """The shipped pipeline with its latent denoiser replaced by the ten-digit one stored at `path`."""
-    from ..training import verify_sha256
-
     path = WEIGHTS if path is None else Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no ten-digit latent denoiser at {path}; train it with `python -m elslib train {NAME}`"
-        )
-    meta = path.with_suffix(".json")
-    verify_sha256(path, json.loads(meta.read_text()).get("sha256") if meta.exists() else None)
+    what = "ten-digit latent denoiser weights"
+    state = read_checked(path, FORMAT, what, f"train them with `python -m elslib train {NAME}`")
     pipe = load_pipeline()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT:
-            raise ValueError(f"format {state.get('format')!r}, not {FORMAT!r}")
         net = latent.LatentDenoiser(pipe.clip.text, **state["config"])
         missing, unexpected = net.load_state_dict(state["weights"], strict=False)
         if unexpected or any(not k.startswith("text.") for k in missing):
             raise ValueError(f"weights do not fit the architecture (missing {missing}, unexpected {unexpected})")
     except Exception as err:  # name the file, never half-load it
-        raise ValueError(f"ten-digit latent denoiser weights {path} are damaged: {err}") from err
+        raise ValueError(f"{what} {path} are damaged: {err}") from err
     return Pipeline(pipe.tokenizer, pipe.clip, pipe.vae, net.eval())

@@ -99,10 +99,6 @@ FORMAT = "elslib-text-to-image-1"
 def save(pipe: Pipeline, path, meta: dict | None = None) -> Path:
     """Write the pipeline (configs, weights, vocabulary) to `path` and its metadata, with the file's
     SHA-256, to the .json beside it."""
-    from ..training import file_sha256
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT,
         "vocabulary": pipe.tokenizer.vocabulary[3:],
@@ -117,6 +113,16 @@ def save(pipe: Pipeline, path, meta: dict | None = None) -> Path:
             "weights": {k: v.detach().cpu() for k, v in pipe.denoiser.state_dict().items()},
         },
     }
+    return write_checked(state, path, meta)
+
+
+def write_checked(state: dict, path, meta: dict | None) -> Path:
+    """Save `state` to `path` whole (a new file, then renamed) and `meta` with the file's SHA-256
+    to the .json beside it."""
+    from ..training import file_sha256
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -125,22 +131,35 @@ def save(pipe: Pipeline, path, meta: dict | None = None) -> Path:
     return path
 
 
-def load(path=None) -> Pipeline:
-    """The pipeline stored at `path` (default: the shipped one), checked against its SHA-256."""
+def read_checked(path: Path, fmt: str, what: str, train_hint: str) -> dict:
+    """The state stored at `path` by ``write_checked``, checked against its recorded SHA-256 and
+    its format. FileNotFoundError (with `train_hint`) when missing; ValueError naming the file
+    when damaged."""
     from ..training import verify_sha256
 
-    path = WEIGHTS if path is None else Path(path)
     if not path.exists():
-        raise FileNotFoundError(
-            f"no text-to-image weights at {path}; train them with `python -m elslib train text-to-image` "
-            "(or build a Pipeline from clip.train, autoencoder.train and latent.train and pass it as pipeline=)"
-        )
+        raise FileNotFoundError(f"no {what} at {path}; {train_hint}")
     meta = path.with_suffix(".json")
     verify_sha256(path, json.loads(meta.read_text()).get("sha256") if meta.exists() else None)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT:
-            raise ValueError(f"format {state.get('format')!r}, not {FORMAT!r}")
+        if not isinstance(state, dict) or state.get("format") != fmt:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"format {found!r}, not {fmt!r}")
+    except Exception as err:
+        raise ValueError(f"{what} {path} are damaged: {err}") from err
+    return state
+
+
+def load(path=None) -> Pipeline:
+    """The pipeline stored at `path` (default: the shipped one), checked against its SHA-256."""
+    path = WEIGHTS if path is None else Path(path)
+    hint = (
+        "train them with `python -m elslib train text-to-image` (or build a Pipeline from clip.train, "
+        "autoencoder.train and latent.train and pass it as pipeline=)"
+    )
+    state = read_checked(path, FORMAT, "text-to-image weights", hint)
+    try:
         tok = Tokenizer(state["vocabulary"], state["length"])
         encoders = Clip(tok, **state["clip"]["config"])
         encoders.load_state_dict(state["clip"]["weights"])
