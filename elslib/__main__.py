@@ -122,6 +122,13 @@ def main(argv=None) -> int:
     qua.add_argument("--names", nargs="*", default=None, help="which shipped networks (default: all)")
     qua.add_argument("--record", action="store_true", help="also keep the numbers in records/quality")
     qua.add_argument("--checkpoints", default=None, help="judge a training run's records (NAME-stepN.pt) instead")
+    qua.add_argument(
+        "--r-seeds",
+        type=int,
+        default=None,
+        help="with --checkpoints: also r with the IS, LS and ELS machines over this many seeds (the shipped "
+        "NAME's P(t); the machines' samples are those of `reproduce`, kept in reproduce-results/chunks)",
+    )
     rep = sub.add_parser("reproduce", help="the paper's Table 1 on the shipped networks: CNN vs IS, LS, ELS")
     rep.add_argument("--quick", action="store_true", help="8 seeds instead of 100 (minutes, not hours)")
     rep.add_argument("--seeds", type=int, default=None, help="how many seeds (default: 8 with --quick, else 100)")
@@ -246,8 +253,11 @@ def _run(args) -> int:
         from elslib import quality
 
         if args.checkpoints is not None:
-            print(quality.training_table(quality.along_training(args.checkpoints, args.seeds or quality.SEEDS)))
+            rows = quality.run_along_training(args.checkpoints, args.seeds, args.r_seeds, record=args.record)
+            print(quality.training_table(rows))
             return 0
+        if args.r_seeds is not None:
+            raise ValueError("--r-seeds is for a training run's records: give --checkpoints DIR too")
         print(quality.run(args.names, args.seeds or quality.SEEDS, record=args.record))
         return 0
     if args.command == "train-reader":
