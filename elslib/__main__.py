@@ -158,6 +158,10 @@ def main(argv=None) -> int:
     )
     lat.add_argument("--seeds", type=int, default=32, help="evaluation seeds 0 .. N-1 (default 32)")
     lat.add_argument("--record", action="store_true", help="also keep the numbers in records/text-to-image")
+    lab = sub.add_parser("label-wins", help="does a class-conditional machine draw the digit it is asked for?")
+    lab.add_argument("--seeds", type=int, default=20, help="seeds 0 .. N-1, each drawn as all ten digits (default 20)")
+    lab.add_argument("--per-class", type=int, default=100, help="training digits of each class (default 100)")
+    lab.add_argument("--record", action="store_true", help="also keep the table in records/conditioning")
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
@@ -233,6 +237,12 @@ def _run(args) -> int:
         return 0
     if args.command == "latent-els":
         return latent_els(args.seeds, args.record)
+    if args.command == "label-wins":
+        from elslib import conditioning
+
+        results = conditioning.run(args.seeds, args.per_class, record=args.record)
+        print(conditioning.table(results, args.seeds, args.per_class))
+        return 0
     if args.command == "train" and args.name == "text-to-image":
         from elslib.text_to_image import recipe
 

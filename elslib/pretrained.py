@@ -39,8 +39,8 @@ RECIPES = {
         lr=2e-3,
     ),
     # The second edition's recipe: one long schedule with a warm-up, records kept along the way. The shipped
-    # unet-zeros.pt is still the first edition's (1,500 steps at lr 2e-3: its JSON says so) until this run
-    # is finished; it resumes from records/training/unet-zeros (see the README there).
+    # unet-zeros.pt is still the first edition's (1,500 steps at lr 2e-3: its JSON says so) until the finished
+    # run in records/training/unet-zeros is calibrated and reproduced (see the README there).
     "unet-zeros": dict(
         kind="unet",
         config=dict(in_channels=1, channels=32, padding="zeros", target="v"),

@@ -1,0 +1,151 @@
+"""Does the label win? How often a class-conditional denoiser draws the digit it is asked for.
+
+    python -m elslib label-wins                # the conditional machines, 20 seeds x 10 labels
+    python -m elslib label-wins --record       # also keep the table in records/conditioning/label-wins.json
+
+A class-conditional denoiser is called with ``label=k`` (a machine built with labels restricts its
+candidates to the training digits of class k; see chapter 08, section 3). :func:`obedience`
+samples it from the same seeds for every label and lets the course's digit reader judge: a sample
+*obeys* when the reader reads it confidently (probability above ``reader.THRESHOLD``) as k.
+
+The question behind it: a local patch of a 3 can also be a patch of an 8. When the machine's
+patches are small, restricting them to one class may not carry the class's identity into the
+image; when they are large, it must. :func:`SETTINGS` lists the machines measured: the
+conditional ELS machine at the shipped networks' calibrated P(t) and at constant P, with and
+without classifier-free guidance (``denoisers.Guided``), and the conditional ideal machine, which
+copies a training digit of the class and so sets the scale from above.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from . import data, denoisers, machines, pretrained, reader, records, sampling
+from .checks import check_positive_int
+
+SEEDS = 20  # seeds 0 .. 19, each drawn as all ten digits
+PER_CLASS = 100  # training digits of each class the machines hold
+GUIDANCE = 3.0  # the guidance weight of the guided rows (w = 1 is plain conditioning)
+
+
+def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool = False) -> dict:
+    """Sample a class-conditional `denoiser` from each seed once per label (DDIM, `steps` steps)
+    and read the samples with the digit reader.
+
+    Returns ``obeys`` (the fraction read confidently as the requested label), ``reads_as_digit``
+    (read confidently as any digit), ``per_label`` (the obeying fraction for each label, in the
+    order of `labels`), and ``samples`` [len(seeds) x len(labels), 1, 32, 32], seed-major (the
+    labels of one seed are consecutive), with ``requested`` (the label of each sample) and
+    ``read`` (the reader's class, 10 = not a digit) and ``confidence``.
+    """
+    seeds, labels = [int(s) for s in seeds], [int(k) for k in labels]
+    if not seeds or not labels:
+        raise ValueError(f"seeds and labels must each hold at least one value, got {len(seeds)} and {len(labels)}")
+    iterator = seeds
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(seeds, desc="seeds (all labels each)")
+    out = []
+    for seed in iterator:
+        noise = sampling.noise_like((1, 1, 32, 32), seed=seed).repeat(len(labels), 1, 1, 1)
+        out.append(sampling.ddim(denoiser, noise, steps=steps, label=labels, progress=False))
+    samples = torch.cat(out)
+    requested = torch.tensor(labels).repeat(len(seeds))
+    read, confidence = reader.read(samples)
+    sure = confidence > reader.THRESHOLD
+    obeys = (read == requested) & sure
+    per_label = obeys.view(len(seeds), len(labels)).double().mean(0)
+    return {
+        "obeys": float(obeys.double().mean()),
+        "reads_as_digit": float((sure & (read != reader.NOT_A_DIGIT)).double().mean()),
+        "per_label": [float(v) for v in per_label],
+        "samples": samples,
+        "requested": requested,
+        "read": read,
+        "confidence": confidence,
+    }
+
+
+def settings() -> dict[str, dict]:
+    """The machines :func:`run` measures, by row name: {name: {"kind", "patch_size", "weight"}}.
+    Rows at a shipped network's P(t) appear only when its calibration is installed."""
+    rows = {"ideal machine (copies a digit of the class)": dict(kind="IS", patch_size=None, weight=1.0)}
+    for name in ("resnet-zeros", "unet-zeros"):
+        scales = pretrained.calibrated_scales(name)
+        if scales is None:
+            continue
+        largest = max(scales.patch_sizes)
+        rows[f"ELS, P(t) of {name} (largest {largest})"] = dict(kind="ELS", patch_size=scales, weight=1.0)
+        rows[f"ELS, P(t) of {name}, guidance w = {GUIDANCE:g}"] = dict(kind="ELS", patch_size=scales, weight=GUIDANCE)
+    for p in (15, 25):
+        rows[f"ELS, constant P = {p}"] = dict(kind="ELS", patch_size=p, weight=1.0)
+    return rows
+
+
+def run(seeds: int = SEEDS, per_class: int = PER_CLASS, record: bool = False, progress: bool = True, only=None) -> dict:
+    """Measure every row of :func:`settings` (or those named in `only`) on the seeds 0 .. seeds - 1
+    and `per_class` training digits of each class; returns {row: summary without the samples}.
+    With `record`, the rows are kept in records/conditioning/label-wins.json."""
+    seeds = check_positive_int(seeds, "seeds")
+    per_class = check_positive_int(per_class, "per_class")
+    if per_class * 10 > 5000:
+        raise ValueError(f"per_class must be at most 500 (MNIST-5000 holds 500 of each digit), got {per_class}")
+    rows = settings()
+    if only is not None:
+        unknown = [name for name in only if name not in rows]
+        if unknown:
+            raise ValueError(f"only: unknown rows {unknown}; choose from {list(rows)}")
+        rows = {name: rows[name] for name in only}
+    if record:
+        records.folder()  # fail now, not after the sampling
+    images, labels = data.load("mnist", n=10 * per_class)  # class-balanced
+    results = {}
+    for name, how in rows.items():
+        if progress:
+            print(name, flush=True)
+        start = time.perf_counter()
+        if how["kind"] == "IS":
+            machine = machines.IdealDenoiser(images, labels=labels)
+        else:
+            machine = machines.ELSDenoiser(images, patch_size=how["patch_size"], padding="zeros", labels=labels)
+        denoiser = denoisers.Guided(machine, how["weight"]) if how["weight"] != 1.0 else machine
+        row = obedience(denoiser, range(seeds), progress=progress)
+        results[name] = {k: row[k] for k in ("obeys", "reads_as_digit", "per_label")} | {
+            "seconds": round(time.perf_counter() - start, 1)
+        }
+    if record:
+        stored = records.read("conditioning", "label-wins")
+        stored[f"seeds-{seeds}-per-class-{per_class}"] = {
+            "rows": results,
+            "command": f"python -m elslib label-wins --seeds {seeds} --per-class {per_class} --record",
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",
+        }
+        records.write("conditioning", "label-wins", stored)
+    return results
+
+
+def stored(seeds: int = SEEDS, per_class: int = PER_CLASS) -> dict:
+    """The rows a recorded run kept ({} when none was recorded for these numbers)."""
+    return records.read("conditioning", "label-wins").get(f"seeds-{seeds}-per-class-{per_class}", {}).get("rows", {})
+
+
+def table(results: dict, seeds: int = SEEDS, per_class: int = PER_CLASS) -> str:
+    """A Markdown table of :func:`run`'s rows."""
+    lines = [
+        "| machine (class-conditional) | draws the digit asked for | reads as some digit | worst label |",
+        "|---|---|---|---|",
+    ]
+    for name, row in results.items():
+        worst = min(range(len(row["per_label"])), key=lambda k: row["per_label"][k])
+        lines.append(
+            f"| {name} | {row['obeys']:.0%} | {row['reads_as_digit']:.0%} | {worst} ({row['per_label'][worst]:.0%}) |"
+        )
+    note = (
+        f"\n{seeds} seeds x 10 labels, {per_class} training digits of each class, DDIM 20 steps; "
+        f"'draws the digit asked for' = the course's digit reader reads it as the label with p > {reader.THRESHOLD}.\n"
+    )
+    return "\n".join(lines) + note

@@ -1,0 +1,81 @@
+"""Does the label win? The obedience of class-conditional denoisers, judged by the digit reader."""
+
+import pytest
+import torch
+
+from elslib import conditioning, data, machines, metrics, reader
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+IDEAL = "ideal machine (copies a digit of the class)"
+
+
+@pytest.fixture(scope="module")
+def a_three():
+    """One real 3 that the reader reads confidently as a 3."""
+    images, labels = reader.held_out()
+    read, confidence = reader.read(images)
+    k = int(((labels == 3) & (read == 3) & (confidence > 0.99)).nonzero()[0])
+    return images[k]
+
+
+def test_a_denoiser_that_ignores_its_label_obeys_only_for_that_label(a_three):
+    def always_three(x_t, t, label=None):  # the same x0_hat whatever is asked: DDIM ends on it
+        return a_three.expand_as(x_t).clone()
+
+    row = conditioning.obedience(always_three, seeds=[0, 1], labels=range(10))
+    assert row["samples"].shape == (20, 1, 32, 32)
+    assert row["requested"].tolist() == list(range(10)) * 2
+    assert row["obeys"] == pytest.approx(0.1)  # only label 3 of the ten is obeyed
+    assert row["per_label"] == [1.0 if k == 3 else 0.0 for k in range(10)]
+    assert row["reads_as_digit"] == 1.0
+    assert torch.allclose(row["samples"], a_three.expand(20, 1, 32, 32), atol=1e-5)
+
+
+def test_the_ideal_machine_obeys_because_it_copies_a_digit_of_the_class():
+    images, labels = data.load("mnist", n=50)  # five of each digit
+    ideal = machines.IdealDenoiser(images, labels=labels)
+    row = conditioning.obedience(ideal, seeds=[0], labels=range(10))
+    d, i = metrics.nearest_neighbours(row["samples"], images)
+    assert float(d.max()) < 1e-3  # copies ...
+    assert labels[i].tolist() == list(range(10))  # ... of a training digit of the requested class
+    read, confidence = reader.read(row["samples"])  # the fraction from its definition
+    mine = ((read == torch.arange(10)) & (confidence > reader.THRESHOLD)).double().mean()
+    assert row["obeys"] == pytest.approx(float(mine)) and row["obeys"] >= 0.8
+
+
+def test_run_measures_the_named_rows_and_records_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELS_RECORDS_DIR", str(tmp_path / "records"))
+    results = conditioning.run(seeds=1, per_class=5, record=True, progress=False, only=[IDEAL, "ELS, constant P = 25"])
+    assert list(results) == [IDEAL, "ELS, constant P = 25"]
+    assert set(results[IDEAL]) == {"obeys", "reads_as_digit", "per_label", "seconds"}
+    assert conditioning.stored(seeds=1, per_class=5) == results
+    assert conditioning.stored() == {}
+    text = conditioning.table(results, 1, 5)
+    assert "| ELS, constant P = 25 |" in text and "1 seeds x 10 labels, 5 training digits" in text
+
+
+def test_every_setting_is_named_and_the_shipped_calibrations_appear():
+    rows = conditioning.settings()
+    assert IDEAL in rows and "ELS, constant P = 15" in rows
+    assert any(name.startswith("ELS, P(t) of resnet-zeros") and rows[name]["weight"] == 1.0 for name in rows)
+    assert any(rows[name]["weight"] == conditioning.GUIDANCE for name in rows)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(seeds=0), "seeds"),
+        (dict(per_class=501), "per_class must be at most 500"),
+        (dict(per_class=0), "per_class"),
+        (dict(only=["no such row"]), "only: unknown rows"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        conditioning.run(progress=False, **kwargs)
+
+
+def test_obedience_needs_seeds_and_labels(a_three):
+    with pytest.raises(ValueError, match="at least one"):
+        conditioning.obedience(lambda x, t, label=None: x, seeds=[], labels=range(10))
