@@ -88,7 +88,8 @@ def settings() -> dict[str, dict]:
 def run(seeds: int = SEEDS, per_class: int = PER_CLASS, record: bool = False, progress: bool = True, only=None) -> dict:
     """Measure every row of :func:`settings` (or those named in `only`) on the seeds 0 .. seeds - 1
     and `per_class` training digits of each class; returns {row: summary without the samples}.
-    With `record`, the rows are kept in records/conditioning/label-wins.json."""
+    With `record`, the rows are kept in records/conditioning/label-wins.json (with `only`, beside the rows
+    an earlier run of the same seeds and digits kept)."""
     seeds = check_positive_int(seeds, "seeds")
     per_class = check_positive_int(per_class, "per_class")
     if per_class * 10 > 5000:
@@ -118,8 +119,10 @@ def run(seeds: int = SEEDS, per_class: int = PER_CLASS, record: bool = False, pr
         }
     if record:
         stored = records.read("conditioning", "label-wins")
-        stored[f"seeds-{seeds}-per-class-{per_class}"] = {
-            "rows": results,
+        key = f"seeds-{seeds}-per-class-{per_class}"
+        earlier = stored.get(key, {}).get("rows", {}) if only is not None else {}  # a run of some rows adds them
+        stored[key] = {
+            "rows": {**earlier, **results},
             "command": f"python -m elslib label-wins --seeds {seeds} --per-class {per_class} --record",
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",

@@ -82,6 +82,7 @@ def run(names=None, n: int = SEEDS, record: bool = False, progress: bool = True)
                 **rows[name],
                 "command": f"python -m elslib quality --seeds {n} --record",
                 "weights_steps": pretrained.metadata(name).get("steps"),
+                "weights_sha256": pretrained.metadata(name).get("sha256"),
                 "date": time.strftime("%Y-%m-%d"),
             }
             records.write("quality", name, stored)

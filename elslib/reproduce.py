@@ -321,14 +321,30 @@ def record(name: str, row: dict, quick: bool) -> None:
         "command": "python -m elslib reproduce" + option + f" --names {name}",
         "machine": _machine(),
         "date": time.strftime("%Y-%m-%d"),
+        "weights_sha256": pretrained.metadata(name).get("sha256"),  # which weights: see stored_runs
     }
     runs[key] = entry
     records.write("reproduction", name, runs)
 
 
 def stored_runs(name: str) -> dict[str, dict]:
-    """The runs `record` kept for a shipped network, {"quick" | "seeds-N" | "full": summary}, fewest seeds first."""
-    runs = records.read("reproduction", name)
+    """The runs `record` kept for the shipped weights of `name`, {"quick" | "seeds-N" | "full": summary},
+    fewest seeds first. A run recorded for other weights (its ``weights_sha256`` differs: the network was
+    retrained since) is left out: its numbers say nothing about the shipped network."""
+    shipped = pretrained.metadata(name).get("sha256")
+    runs = {
+        key: run
+        for key, run in records.read("reproduction", name).items()
+        if run.get("weights_sha256", shipped) == shipped
+    }
+    return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
+
+
+def first_edition_runs(name: str) -> dict[str, dict]:
+    """The runs recorded for the first edition's weights of `name` (records/reproduction/NAME-first-edition.json),
+    kept beside the retrained network's for comparison; {} for a network not retrained. Fewest seeds first."""
+    pretrained.check_names([name])
+    runs = records.read("reproduction", f"{name}-first-edition")
     return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
 
 

@@ -51,6 +51,8 @@ def test_run_measures_the_named_rows_and_records_them(tmp_path, monkeypatch):
     assert set(results[IDEAL]) == {"obeys", "reads_as_digit", "per_label", "seconds"}
     assert conditioning.stored(seeds=1, per_class=5) == results
     assert conditioning.stored() == {}
+    more = conditioning.run(seeds=1, per_class=5, record=True, progress=False, only=["ELS, constant P = 15"])
+    assert conditioning.stored(seeds=1, per_class=5) == {**results, **more}  # a run of some rows adds them
     text = conditioning.table(results, 1, 5)
     assert "| ELS, constant P = 25 |" in text and "1 seeds x 10 labels, 5 training digits" in text
 

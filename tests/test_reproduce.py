@@ -79,6 +79,24 @@ def test_runs_are_recorded_under_their_own_key(tiny_shipped):
     assert "scales" in pretrained.metadata("resnet-zeros")  # the calibration is kept
 
 
+def test_runs_of_retrained_weights_are_kept_apart(tiny_shipped):
+    meta_path = tiny_shipped / "resnet-zeros.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "sha256": "a" * 64}))
+    reproduce.record("resnet-zeros", {"network": "resnet-zeros", "seeds": 8, "r_ELS": 0.5}, quick=True)
+    runs = json.loads((tiny_shipped / "records" / "reproduction" / "resnet-zeros.json").read_text())
+    assert runs["quick"]["weights_sha256"] == "a" * 64  # which weights the run measured
+    assert list(reproduce.stored_runs("resnet-zeros")) == ["quick"]
+    meta_path.write_text(json.dumps({**meta, "sha256": "b" * 64}))  # retrained: the old run no longer applies
+    assert reproduce.stored_runs("resnet-zeros") == {}
+    assert reproduce.first_edition_runs("resnet-zeros") == {}
+    first = {"quick": {"network": "resnet-zeros (first edition)", "seeds": 8}, "full": {"seeds": 100}}
+    (tiny_shipped / "records" / "reproduction" / "resnet-zeros-first-edition.json").write_text(json.dumps(first))
+    assert list(reproduce.first_edition_runs("resnet-zeros")) == ["quick", "full"]
+    with pytest.raises(ValueError, match="resnet-zero"):
+        reproduce.first_edition_runs("resnet-zero")
+
+
 def test_a_run_writes_its_own_folder_and_records_only_when_asked(tiny_shipped, tmp_path, monkeypatch):
     real = reproduce.compare
     monkeypatch.setattr(reproduce, "compare", lambda name, seeds, **kw: real(name, seeds, **kw, n_images=20))
