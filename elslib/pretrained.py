@@ -38,9 +38,9 @@ RECIPES = {
         steps=3000,
         lr=2e-3,
     ),
-    # The second edition's recipe: one long schedule with a warm-up, records kept along the way. The shipped
-    # unet-zeros.pt is still the first edition's (1,500 steps at lr 2e-3: its JSON says so) until the finished
-    # run in records/training/unet-zeros is calibrated and reproduced (see the README there).
+    # The second edition's recipe: one long schedule with a warm-up, records kept along the way
+    # (records/training/unet-zeros). The first edition trained 1,500 steps at lr 2e-3:
+    # far from converged (its samples read as digits 4% of the time; records/*/unet-zeros-first-edition.json).
     "unet-zeros": dict(
         kind="unet",
         config=dict(in_channels=1, channels=32, padding="zeros", target="v"),
