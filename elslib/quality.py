@@ -77,12 +77,12 @@ def run(names=None, n: int = SEEDS, record: bool = False, progress: bool = True)
             print(f"{name}: sampling {n} seeds", flush=True)
         rows[name] = measure(networks.as_denoiser(pretrained.load(name, device="cpu")), n)
         if record:
-            stored = records.read("quality", name)
+            stored, meta = records.read("quality", name), pretrained.metadata(name)
             stored[f"seeds-{n}"] = {
                 **rows[name],
                 "command": f"python -m elslib quality --seeds {n} --record",
-                "weights_steps": pretrained.metadata(name).get("steps"),
-                "weights_sha256": pretrained.metadata(name).get("sha256"),
+                "weights_steps": meta.get("steps"),
+                "weights_sha256": meta.get("sha256"),
                 "date": time.strftime("%Y-%m-%d"),
             }
             records.write("quality", name, stored)

@@ -337,14 +337,17 @@ def stored_runs(name: str) -> dict[str, dict]:
         for key, run in records.read("reproduction", name).items()
         if run.get("weights_sha256", shipped) == shipped
     }
-    return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
+    return _fewest_seeds_first(runs)
 
 
 def first_edition_runs(name: str) -> dict[str, dict]:
     """The runs recorded for the first edition's weights of `name` (records/reproduction/NAME-first-edition.json),
     kept beside the retrained network's for comparison; {} for a network not retrained. Fewest seeds first."""
     pretrained.check_names([name])
-    runs = records.read("reproduction", f"{name}-first-edition")
+    return _fewest_seeds_first(records.read("reproduction", f"{name}-first-edition"))
+
+
+def _fewest_seeds_first(runs: dict[str, dict]) -> dict[str, dict]:
     return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
 
 
