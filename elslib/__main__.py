@@ -119,7 +119,9 @@ def main(argv=None) -> int:
         "quality", help="do the shipped networks' samples read as digits? (digit reader, Frechet distance)"
     )
     qua.add_argument("--seeds", type=int, default=None, help="samples per network (default 256)")
-    qua.add_argument("--names", nargs="*", default=None, help="which shipped networks (default: all)")
+    qua.add_argument(
+        "--names", nargs="*", default=None, help="which shipped networks (default: those trained on all 5,000 digits)"
+    )
     qua.add_argument("--record", action="store_true", help="also keep the numbers in records/quality")
     qua.add_argument("--checkpoints", default=None, help="judge a training run's records (NAME-stepN.pt) instead")
     qua.add_argument(
@@ -162,6 +164,14 @@ def main(argv=None) -> int:
     lab.add_argument("--seeds", type=int, default=20, help="seeds 0 .. N-1, each drawn as all ten digits (default 20)")
     lab.add_argument("--per-class", type=int, default=100, help="training digits of each class (default 100)")
     lab.add_argument("--record", action="store_true", help="also keep the table in records/conditioning")
+    gen = sub.add_parser(
+        "generalisation", help="do networks trained on 10 ... 5000 digits copy? do two on disjoint sets agree?"
+    )
+    gen.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 for every network (default 32)")
+    gen.add_argument("--names", nargs="*", default=None, help="which networks (default: all of chapter 09's)")
+    gen.add_argument(
+        "--record", action="store_true", help="also keep the numbers and samples in records/generalisation"
+    )
     stu = sub.add_parser("student", help="write student versions of the chapters, with the solutions blanked")
     stu.add_argument("--out", default=None, help="output folder (default: student/ beside chapters/)")
     stu.add_argument("--chapters", default=None, help="folder of chapter notebooks (default: ./chapters)")
@@ -242,6 +252,12 @@ def _run(args) -> int:
 
         results = conditioning.run(args.seeds, args.per_class, record=args.record)
         print(conditioning.table(results, args.seeds, args.per_class))
+        return 0
+    if args.command == "generalisation":
+        from elslib import generalisation
+
+        result = generalisation.run(args.seeds, only=args.names, record=args.record)
+        print(generalisation.table(result))
         return 0
     if args.command == "train" and args.name == "text-to-image":
         from elslib.text_to_image import recipe

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .checks import check_choice
 
-KINDS = ("reproduction", "quality", "text-to-image", "conditioning")
+KINDS = ("reproduction", "quality", "text-to-image", "conditioning", "generalisation")
 
 
 def folder() -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from . import calibration, data, machines, metrics, networks, pretrained, records, sampling
+from . import calibration, machines, metrics, networks, pretrained, records, sampling
 from . import device as _device
 from .checks import check_positive_int
 from .machines.els import TABLE_BUDGET
@@ -163,15 +163,16 @@ def compare(
 ) -> Comparison:
     """Sample network `name` and the IS, LS and ELS machines from the same seeds; correlate.
 
-    The machines use the network's whole training set (MNIST-5000), unless `n_images` asks for a
-    smaller class-balanced subset (quicker; a weaker prediction of the network, for fast mode).
+    The machines use the network's whole training set (`pretrained.training_set`: MNIST-5000 for
+    the main networks), unless `n_images` asks for a smaller class-balanced subset of it (quicker;
+    a weaker prediction of the network, for fast mode).
     The calibrated scales come from the network's metadata (measured and stored when absent).
     cache_dir: keep each chunk of `CHUNK` seeds there as it finishes, and reuse chunks found
     there (only those made by the same weights, scales and training set), so that an interrupted
     run resumes; a calibration measured now is kept there too. record: store a new calibration
     in the network's shipped metadata.
     """
-    images, _ = data.load(pretrained.DATASET)
+    images, _ = pretrained.training_set(name)
     padding = pretrained.RECIPES[name]["config"]["padding"]
     scales = scale_schedule(name, images, padding, calibration_seeds, progress, cache_dir, record)
     if n_images is not None:
@@ -220,7 +221,8 @@ def _sample_part(name, seeds, denoisers, images, progress) -> Comparison:
 def _fingerprint(name: str, scales, n_images: int) -> str:
     """What a stored chunk depends on: the weights' bytes, the scales, the training set's size."""
     digest = hashlib.sha256(pretrained.weights_path(name).read_bytes())
-    digest.update(json.dumps([scales.to_dict(), n_images, pretrained.DATASET]).encode())
+    subset = pretrained.RECIPES[name].get("data")  # chapter 09's networks on fewer digits
+    digest.update(json.dumps([scales.to_dict(), n_images, pretrained.DATASET, *([subset] if subset else [])]).encode())
     return digest.hexdigest()[:12]
 
 

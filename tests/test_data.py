@@ -69,6 +69,18 @@ def test_prefixes_are_class_balanced():
     assert counts.max() - counts.min() <= 1
 
 
+def test_skip_gives_disjoint_balanced_sets_that_continue_the_order():
+    everything, labels = data.load("mnist", n=40)
+    a, la = data.load("mnist", n=10)
+    b, lb = data.load("mnist", n=10, skip=10)
+    assert torch.equal(b, everything[10:20]) and torch.equal(lb, labels[10:20])
+    assert sorted(la.tolist()) == sorted(lb.tolist()) == list(range(10))  # one digit per class in each
+    # no image in both (compare pixels, not positions)
+    assert torch.cdist(a.flatten(1), b.flatten(1)).min() > 0
+    rest, _ = data.load("mnist", skip=2500)
+    assert len(rest) == 2500
+
+
 def test_classes_filter():
     x, y = data.load("mnist", classes=[3, 7], n=40)
     assert set(y.tolist()) == {3, 7} and len(x) == 40
@@ -113,6 +125,10 @@ def test_denormalise():
         (dict(name="digits", n=10**6), ["n=1000000"]),
         (dict(name="digits", classes=[11]), ["classes", "11"]),
         (dict(name="digits", size=0), ["size"]),
+        (dict(name="digits", skip=-1), ["skip", "-1", ">= 0"]),
+        (dict(name="digits", skip=1.5), ["skip", "1.5"]),
+        (dict(name="digits", skip=1797), ["skip=1797", "1797 images"]),
+        (dict(name="mnist", n=4991, skip=10), ["n=4991", "after skip=10"]),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, words):

@@ -94,6 +94,7 @@ def load(
     n: int | None = None,
     classes=None,
     seed: int = 0,
+    skip: int = 0,
     size: int | tuple[int, int] | None = None,
     device=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +105,8 @@ def load(
         n: keep only the first n images of the seeded, class-balanced order (None: all).
         classes: keep only these labels (an int or a list of ints), before taking n.
         seed: the shuffle; the same seed always gives the same images in the same order.
+        skip: drop the first `skip` images of that order before taking n, for disjoint training sets
+            (``n=10`` and ``n=10, skip=10`` share no image; both are class-balanced).
         size: resize to this (int or (H, W)); None keeps the native size (32x32 for MNIST).
         device: where the tensors go (None: CPU, so that loading never fills a GPU by surprise).
 
@@ -121,10 +124,16 @@ def load(
         if missing:
             raise ValueError(f"classes={classes!r} asks for labels {missing} that {name!r} does not have")
         order = order[np.isin(labels[order], wanted)]
+    if isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0:
+        raise ValueError(f"skip must be an integer >= 0 (images to leave out first), got {skip!r}")
+    if skip >= len(order):
+        raise ValueError(f"skip={skip} leaves none of the {len(order)} images available in {name!r}")
+    order = order[skip:]
     if n is not None:
         n = check_positive_int(n, "n")
         if n > len(order):
-            raise ValueError(f"n={n} is more than the {len(order)} images available in {name!r}")
+            left = f" after skip={skip}" if skip else ""
+            raise ValueError(f"n={n} is more than the {len(order)} images available in {name!r}{left}")
         order = order[:n]
     x = torch.from_numpy(images[order]).permute(0, 3, 1, 2).contiguous() * 2.0 - 1.0
     if size is not None:
