@@ -166,7 +166,7 @@ def calibrate(
         sizes = list(range(1, max(h, w) + 1, 2))
     else:
         sizes = sorted(check_odd(p, "patch_sizes entry") for p in check_sequence(patch_sizes, "patch_sizes"))
-    noise = torch.cat([sampling.noise_like((1, c, h, w), seed=s) for s in seeds])
+    noise = sampling.seeded_noise(seeds, (c, h, w))
     sched = schedule_of(network, schedule)
     try:
         _, traj = sampling.ddim(network, noise, steps=steps, schedule=sched, return_trajectory=True, progress=False)

@@ -39,10 +39,6 @@ def _median(values) -> float:
     return float(torch.as_tensor(values, dtype=torch.float64).median())
 
 
-def _noise(seeds) -> torch.Tensor:
-    return torch.cat([sampling.noise_like((1, 1, 32, 32), seed=s) for s in seeds])
-
-
 def measure(name: str, seeds, threshold: float, scales=None, progress: bool = False) -> tuple[dict, dict]:
     """Sample network `name` and the ELS machine on its own training set from `seeds`.
 
@@ -59,7 +55,7 @@ def measure(name: str, seeds, threshold: float, scales=None, progress: bool = Fa
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
     images, _ = pretrained.training_set(name)
-    noise = _noise(seeds)
+    noise = sampling.seeded_noise(seeds, images.shape[1:])
     start = time.perf_counter()
     net = networks.as_denoiser(pretrained.load(name, device="cpu"))
     samples = {"network": sampling.ddim(net, noise, steps=STEPS, progress=False)}
@@ -135,6 +131,10 @@ def run(seeds: int = SEEDS, only=None, record: bool = False, progress: bool = Tr
         records.folder()  # fail now, not after the sampling
     threshold = memorisation.copy_threshold()
     scales = pretrained.calibrated_scales(SCALES_FROM)
+    if scales is None:
+        raise ValueError(
+            f"{SCALES_FROM!r} has no calibrated P(t) installed: calibrate it first (python -m elslib reproduce)"
+        )
     key = f"seeds-{seeds}"
     book = records.read("generalisation", RECORD) if record else {}
     result = book.get(key, {"networks": {}, "pairs": {}})
@@ -147,8 +147,8 @@ def run(seeds: int = SEEDS, only=None, record: bool = False, progress: bool = Tr
             print(f"{name}: sampling {seeds} seeds (network, then ELS on its own training set)", flush=True)
         row, samples[name] = measure(name, range(seeds), threshold, scales, progress)
         result["networks"][name] = row
-        for a, b in PAIRS:
-            if a in samples and b in samples and a in result["networks"] and b in result["networks"]:
+        for a, b in PAIRS:  # a recorded row always has its samples kept beside it
+            if name in (a, b) and {a, b} <= result["networks"].keys():
                 result["pairs"][f"{a} / {b}"] = pair(samples[a], samples[b])
         if record:  # after every network: a stopped run keeps what it measured
             result.update(
@@ -157,11 +157,7 @@ def run(seeds: int = SEEDS, only=None, record: bool = False, progress: bool = Tr
                 machine=f"{pretrained.cpu_name()}, {torch.get_num_threads()} threads",
             )
             book[key] = result
-            path = _samples_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            torch.save({k: {w: x.half() for w, x in v.items()} for k, v in samples.items()}, tmp)
-            tmp.replace(path)
+            records.save_whole({k: {w: x.half() for w, x in v.items()} for k, v in samples.items()}, _samples_path())
             records.write("generalisation", RECORD, book)
     return result
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, machines, metrics, sampling
+from . import data, machines, metrics, records, sampling
 from .checks import check_number, check_positive_int, check_sequence
 from .machines.base import check_patch_size
 
@@ -82,7 +82,7 @@ def sample_cell(n: int, p: int | None, seeds, steps: int = 20) -> dict:
     """
     images, _ = data.load("mnist", n=n)
     seeds = [int(s) for s in seeds]
-    noise = torch.cat([sampling.noise_like((1, *images.shape[1:]), seed=s) for s in seeds])
+    noise = sampling.seeded_noise(seeds, images.shape[1:])
     if p is None:
         den = machines.IdealDenoiser(images)
     else:
@@ -168,9 +168,7 @@ def phase_diagram(
         cell = _read_cell(path, seeds)
         if cell is None:
             cell = sample_cell(n, p, seeds, steps)
-            tmp = path.with_name(path.name + ".tmp")
-            torch.save(cell, tmp)
-            tmp.replace(path)  # whole or not at all
+            records.save_whole(cell, path)
         key = f"{n},{patch_name(p)}"
         samples[key] = cell["samples"]
         cells[key] = {
@@ -189,7 +187,7 @@ def phase_diagram(
         "cells": cells,
     }
     (out / "phase-diagram.json").write_text(json.dumps(result, indent=1) + "\n")
-    torch.save(samples, out / "samples.pt")
+    records.save_whole(samples, out / "samples.pt")
     return result
 
 
@@ -255,7 +253,7 @@ def merge(results, out_dir=None) -> dict:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "phase-diagram.json").write_text(json.dumps(merged, indent=1) + "\n")
-        torch.save(samples, out / "samples.pt")
+        records.save_whole(samples, out / "samples.pt")
     return merged
 
 

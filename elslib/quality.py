@@ -30,7 +30,7 @@ def samples(denoiser, n: int, steps: int = 20, batch: int = 64) -> torch.Tensor:
     n = check_positive_int(n, "n")
     out = []
     for lo in range(0, n, batch):
-        noise = torch.cat([sampling.noise_like((1, 1, 32, 32), seed=s) for s in range(lo, min(n, lo + batch))])
+        noise = sampling.seeded_noise(range(lo, min(n, lo + batch)), (1, 32, 32))
         out.append(sampling.ddim(denoiser, noise, steps=steps, progress=False))
     return torch.cat(out)
 

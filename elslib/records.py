@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+import torch
+
 from .checks import check_choice
 
 KINDS = ("reproduction", "quality", "text-to-image", "conditioning", "generalisation")
@@ -56,6 +58,17 @@ def read(kind: str, name: str) -> dict:
         return json.loads(file.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"the record file {file} is damaged ({err}); restore it from the repository") from err
+
+
+def save_whole(obj, path) -> Path:
+    """``torch.save`` `obj` to `path` whole or not at all (a new file, then renamed), so that a run
+    stopped mid-write never leaves a half file for the next one to read."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+    return path
 
 
 def write(kind: str, name: str, records: dict) -> Path:

@@ -203,7 +203,7 @@ def compare(
 
 
 def _sample_part(name, seeds, denoisers, images, progress) -> Comparison:
-    noise = torch.cat([sampling.noise_like((1, *images.shape[1:]), seed=s) for s in seeds])
+    noise = sampling.seeded_noise(seeds, images.shape[1:])
     out = Comparison(name, list(seeds))
     for who, den in denoisers.items():
         start = time.perf_counter()
@@ -230,11 +230,8 @@ def _write_part(path, part: Comparison) -> None:
     """Keep a finished chunk (nothing when there is no cache folder); written whole or not at all."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     fields = ("seeds", "samples", "r", "novelty", "seconds", "predictions", "times")
-    torch.save({f: getattr(part, f) for f in fields}, tmp)
-    tmp.replace(path)
+    records.save_whole({f: getattr(part, f) for f in fields}, path)
 
 
 def _read_part(path, name: str, seeds) -> Comparison | None:

@@ -52,6 +52,12 @@ class Trajectory:
     x0_hat: torch.Tensor
 
 
+def seeded_noise(seeds, shape) -> torch.Tensor:
+    """One noise image per seed, stacked: [len(seeds), *shape]. Seed s always gives the same image,
+    ``noise_like((1, *shape), seed=s)``, whichever seeds are drawn with it."""
+    return torch.cat([noise_like((1, *shape), seed=s) for s in seeds])
+
+
 def noise_like(shape, seed: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
     """Standard Gaussian noise of `shape` [B, C, H, W] from a seed.
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import device as _device
-from . import networks
+from . import networks, records
 from . import schedules as _schedules
 from .checks import check_images, check_number, check_positive_int, check_seed
 
@@ -135,8 +135,6 @@ def save_checkpoint(
     """Write a checkpoint: architecture name and config, weights (and their moving average),
     optimiser and generator state, losses, metadata. Pass only `net` (and `meta`, `history`) for
     a small file to ship."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": "elslib-checkpoint-1",
         "kind": kind_of(net),
@@ -156,10 +154,7 @@ def save_checkpoint(
         state["ema_sum"] = {k: v.detach().cpu() for k, v in ema.total.items()}
         state["ema_updates"] = ema.updates
         state["ema_decay"] = ema.decay
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+    return records.save_whole(state, path)
 
 
 def read_checkpoint(path) -> dict:

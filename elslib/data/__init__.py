@@ -124,8 +124,7 @@ def load(
         if missing:
             raise ValueError(f"classes={classes!r} asks for labels {missing} that {name!r} does not have")
         order = order[np.isin(labels[order], wanted)]
-    if isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0:
-        raise ValueError(f"skip must be an integer >= 0 (images to leave out first), got {skip!r}")
+    skip = check_positive_int(skip, "skip", minimum=0)
     if skip >= len(order):
         raise ValueError(f"skip={skip} leaves none of the {len(order)} images available in {name!r}")
     order = order[skip:]

@@ -106,7 +106,7 @@ def compare(
         steps=steps,
         progress=progress,
     )
-    noise = torch.cat([sampling.noise_like((1, *shape), seed=s) for s in seeds])
+    noise = sampling.seeded_noise(seeds, shape)
     found = {"CNN": sampling.ddim(network_for(len(seeds)), noise, steps=steps, progress=False)}
     for kind in ("ELS", "LS", "IS"):
         found[kind] = sampling.ddim(machine_for(kind, len(seeds), scales), noise, steps=steps, progress=progress)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .. import denoisers, networks, sampling
+from .. import denoisers, networks, records, sampling
 from ..checks import check_number, check_positive_int, check_seed
 from .autoencoder import VAE
 from .clip import Clip
@@ -61,7 +61,7 @@ def _check_request(pipeline, prompts, seeds, steps, guidance):
     guidance = check_number(guidance, "guidance", low=0.0)
     ids = pipeline.tokenizer.encode(prompts)  # names unknown words before any work
     c = pipeline.vae.latent_channels
-    noise = torch.cat([sampling.noise_like((1, c, 8, 8), seed=s) for s in seeds])
+    noise = sampling.seeded_noise(seeds, (c, 8, 8))
     return ids, noise, steps, guidance
 
 
@@ -121,11 +121,7 @@ def write_checked(state: dict, path, meta: dict | None) -> Path:
     to the .json beside it."""
     from ..training import file_sha256
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    path = records.save_whole(state, path)
     info = {**(meta or {}), "sha256": file_sha256(path)}
     path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     return path
