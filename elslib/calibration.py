@@ -129,6 +129,7 @@ def calibrate(
     search: str = "full",
     progress: bool = True,
     similarity=cosine_similarity,
+    labels=None,
 ) -> ScaleSchedule:
     """Measure the patch-size schedule under which a machine best imitates a network.
 
@@ -148,6 +149,8 @@ def calibrate(
             Sizes not tried are NaN in ``similarity``.
         similarity: ``(machine images [B, C, H, W], network images) -> [B]``, larger = more alike; the
             paper's rule, and the default, is the cosine similarity of the two predictions as vectors.
+        labels: for a class-conditional network and machine, the class each seed is drawn as (one
+            int per seed); both are then called with ``label=``. None: unconditional.
 
     Returns a :class:`ScaleSchedule` (median over seeds of the best P at each step).
     """
@@ -166,10 +169,17 @@ def calibrate(
         sizes = list(range(1, max(h, w) + 1, 2))
     else:
         sizes = sorted(check_odd(p, "patch_sizes entry") for p in check_sequence(patch_sizes, "patch_sizes"))
+    if labels is not None:
+        labels = [check_positive_int(k, "labels entry", minimum=0) for k in check_sequence(labels, "labels")]
+        if len(labels) != len(seeds):
+            raise ValueError(f"labels must hold one class per seed ({len(seeds)}), got {len(labels)}")
+    conditioning = {} if labels is None else {"label": labels}
     noise = sampling.seeded_noise(seeds, (c, h, w))
     sched = schedule_of(network, schedule)
     try:
-        _, traj = sampling.ddim(network, noise, steps=steps, schedule=sched, return_trajectory=True, progress=False)
+        _, traj = sampling.ddim(
+            network, noise, steps=steps, schedule=sched, return_trajectory=True, progress=False, **conditioning
+        )
     except ValueError as err:
         raise ValueError(f"network: its DDIM trajectory failed: {err}") from err
     sim = torch.full((len(seeds), steps, len(sizes)), float("nan"))
@@ -185,7 +195,8 @@ def calibrate(
             schedule_of(machines[j], sched)  # the machine must read t as the network does (raises if not)
         t = float(traj.times[i])
         try:
-            found = torch.as_tensor(similarity(machines[j](traj.x[i], t), traj.x0_hat[i])).float().flatten()
+            guess = machines[j](traj.x[i], t, **conditioning)
+            found = torch.as_tensor(similarity(guess, traj.x0_hat[i])).float().flatten()
         except ValueError as err:
             raise ValueError(f"make_machine({sizes[j]}) or similarity failed at t = {t:.4g}: {err}") from err
         if found.numel() != len(seeds) or not torch.isfinite(found).all():

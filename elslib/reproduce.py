@@ -2,7 +2,9 @@ r"""Reproducing the paper's headline result: the ELS machine predicts what a tra
 
 For each shipped network and each seed, the network samples an image with DDIM (20 steps) from
 the seed's noise; the ideal (IS), local (LS) and equivariant local (ELS) machines sample from
-the *same* noise; and we correlate each machine's final image with the network's. The summary
+the *same* noise; and we correlate each machine's final image with the network's. A
+class-conditional network draws seed s as the digit s mod 10 (every class equally often), and
+the machines are the class-conditional ones, asked for the same digit. The summary
 is a table like the paper's Table 1 (median Pearson r over seeds, and its square), the fraction
 of seeds on which ELS beats IS, and how far the samples are from their nearest training image.
 
@@ -53,6 +55,7 @@ class Comparison:
     # who -> the prediction x0_hat made at each DDIM step [steps, S, C, H, W] (the last is the sample)
     predictions: dict[str, torch.Tensor] = field(default_factory=dict)
     times: list = field(default_factory=list)  # the time of each prediction (t = 1.00, 0.95, ..., 0.05)
+    labels: list | None = None  # the class each seed was drawn as (class-conditional networks), else None
 
     def r_along(self, machine: str) -> torch.Tensor:
         """Pearson r between the machine's and the network's predictions, at every step and seed: [steps, S]."""
@@ -74,6 +77,8 @@ class Comparison:
             "seed": list(self.seeds),
             **{f"r_{m}": [round(float(v), 4) for v in self.r[m]] for m in MACHINES},
         }
+        if self.labels is not None:
+            row["per_seed"]["label"] = list(self.labels)
         return row
 
 
@@ -87,6 +92,13 @@ def table_budget(share: float, device) -> int:
     return max(TABLE_BUDGET, int(share * free)) if free else TABLE_BUDGET
 
 
+def labels_of(name: str, seeds) -> list[int] | None:
+    """The class each seed is drawn as by the class-conditional network `name`: seed mod the number of
+    classes, so that every label is drawn equally often; None for an unconditional network."""
+    classes = pretrained.RECIPES[name]["config"].get("num_classes")
+    return None if not classes else [int(s) % classes for s in seeds]
+
+
 def calibration_sizes(net) -> list[int]:
     """The patch sizes the calibration tries for a network: CALIBRATION_SIZES up to its receptive field."""
     limit = getattr(net, "receptive_field", None)
@@ -94,11 +106,12 @@ def calibration_sizes(net) -> list[int]:
 
 
 def scale_schedule(
-    name: str, images, padding: str, seeds: int, progress: bool, cache_dir=None, record: bool = False
+    name: str, images, padding: str, seeds: int, progress: bool, cache_dir=None, record: bool = False, labels=None
 ) -> calibration.ScaleSchedule:
     """The calibrated P(t) of a shipped network: from its metadata, from `cache_dir` (a run's own
     folder, where an earlier run left it), or measured now and kept in `cache_dir`. Only with
-    `record` does a new calibration go into the network's shipped metadata."""
+    `record` does a new calibration go into the network's shipped metadata. labels: the training
+    images' classes, for a class-conditional network (its machines are then conditional too)."""
     meta = pretrained.metadata(name)
     if "scales" in meta:
         return calibration.ScaleSchedule.from_dict(meta["scales"])
@@ -113,20 +126,23 @@ def scale_schedule(
     sizes = calibration_sizes(module)
     # the local search keeps up to 3 machines (sizes around the current one): a fifth of the memory each
     budget = table_budget(0.2, None)  # on the device the machines use
-    make = lambda p: machines.build("ELS", images, patch_size=p, padding=padding, table_budget=budget)
+    conditional = {} if labels is None else {"labels": labels}
+    make = lambda p: machines.build("ELS", images, patch_size=p, padding=padding, table_budget=budget, **conditional)
+    calibration_seeds = range(1000, 1000 + seeds)
     sched = calibration.calibrate(
         networks.as_denoiser(module),
         make,
         tuple(images.shape[1:]),
-        seeds=range(1000, 1000 + seeds),
+        seeds=calibration_seeds,
         patch_sizes=sizes,
         search="local",
         progress=progress,
+        labels=labels_of(name, calibration_seeds) if labels is not None else None,
     )
     scales = {
         **sched.to_dict(),
         "seeds": seeds,
-        "machine": f"ELS {padding}",
+        "machine": f"ELS {padding}" + ("" if labels is None else ", class-conditional (seed s drawn as s mod 10)"),
         "sizes_tried": sizes,
         "search": "local",
         "best_per_seed": sched.best_per_seed(),
@@ -172,11 +188,14 @@ def compare(
     run resumes; a calibration measured now is kept there too. record: store a new calibration
     in the network's shipped metadata.
     """
-    images, _ = pretrained.training_set(name)
+    images, labels = pretrained.training_set(name)
     padding = pretrained.RECIPES[name]["config"]["padding"]
-    scales = scale_schedule(name, images, padding, calibration_seeds, progress, cache_dir, record)
+    conditional = labels_of(name, [0]) is not None
+    labels = labels if conditional else None
+    scales = scale_schedule(name, images, padding, calibration_seeds, progress, cache_dir, record, labels)
     if n_images is not None:
         images = images[: check_positive_int(n_images, "n_images")]
+        labels = None if labels is None else labels[: len(images)]
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
@@ -194,20 +213,22 @@ def compare(
                 denoisers = {"network": networks.as_denoiser(pretrained.load(name, device="cpu"))}
                 for kind in MACHINES:
                     denoisers[kind] = machines.build(
-                        kind, images, patch_size=scales, padding=padding, **budget.get(kind, {})
+                        kind, images, patch_size=scales, padding=padding, labels=labels, **budget.get(kind, {})
                     )
-            part = _sample_part(name, chunk, denoisers, images, progress)
+            part = _sample_part(name, chunk, denoisers, images, progress, labels_of(name, chunk))
             _write_part(path, part)
         parts.append(part)
     return _merge(name, seeds, parts)
 
 
-def _sample_part(name, seeds, denoisers, images, progress) -> Comparison:
+def _sample_part(name, seeds, denoisers, images, progress, labels=None) -> Comparison:
     noise = sampling.seeded_noise(seeds, images.shape[1:])
-    out = Comparison(name, list(seeds))
+    out = Comparison(name, list(seeds), labels=labels)
     for who, den in denoisers.items():
         start = time.perf_counter()
-        out.samples[who], traj = sampling.ddim(den, noise, steps=20, progress=progress, return_trajectory=True)
+        out.samples[who], traj = sampling.ddim(
+            den, noise, steps=20, label=labels, progress=progress, return_trajectory=True
+        )
         out.seconds[who] = time.perf_counter() - start
         out.predictions[who] = traj.x0_hat
         out.times = [float(t) for t in traj.times[:-1]]
@@ -258,6 +279,7 @@ def _read_part(path, name: str, seeds) -> Comparison | None:
         state["seconds"],
         state.get("predictions", {}),  # parts cached before predictions were kept have none
         state.get("times", []),
+        labels_of(name, seeds),
     )
 
 
@@ -291,7 +313,7 @@ def _well_formed(state, seeds: list) -> bool:
 
 
 def _merge(name: str, seeds, parts) -> Comparison:
-    out = Comparison(name, list(seeds))
+    out = Comparison(name, list(seeds), labels=labels_of(name, seeds))
     out.samples = {k: torch.cat([p.samples[k] for p in parts]) for k in parts[0].samples}
     out.r = {k: torch.cat([p.r[k] for p in parts]) for k in parts[0].r}
     out.novelty = {k: torch.cat([p.novelty[k] for p in parts]) for k in parts[0].novelty}

@@ -62,6 +62,35 @@ def test_calibration_recovers_the_patch_size_of_a_machine_network():
     assert sched.similarity.shape == (3, 6, 4)
 
 
+def test_calibration_of_a_class_conditional_network_asks_both_for_each_seeds_label():
+    from elslib.machines import ELSDenoiser
+
+    g = torch.Generator().manual_seed(3)
+    images = (torch.rand(12, 1, 8, 8, generator=g) > 0.6).float() * 2 - 1
+    labels = torch.arange(12) % 2
+    network = ELSDenoiser(images, labels=labels, patch_size=5, padding="circular")
+    asked = []
+
+    def make(p):
+        machine = ELSDenoiser(images, labels=labels, patch_size=p, padding="circular")
+
+        def spy(x, t, label=None):
+            asked.append(label)
+            return machine(x, t, label=label)
+
+        spy.schedule = machine.schedule
+        return spy
+
+    sched = calibration.calibrate(
+        network, make, (1, 8, 8), seeds=range(3), patch_sizes=[1, 3, 5, 7], steps=6, labels=[1, 0, 1]
+    )
+    assert asked and all(a == [1, 0, 1] for a in asked)
+    middle = [p for t, p in zip(sched.times, sched.patch_sizes, strict=True) if 0.1 < t < 0.9]
+    assert middle and all(p == 5 for p in middle)
+    with pytest.raises(ValueError, match="one class per seed"):
+        calibration.calibrate(network, make, (1, 8, 8), seeds=range(3), patch_sizes=[3], steps=2, labels=[1, 0])
+
+
 class PeakedMachine:
     """A stand-in machine of size P whose output resembles the network's most when P is the
     true scale at that t (the network's estimate plus a perturbation growing with |P - P_true|)."""

@@ -64,6 +64,49 @@ def test_compare_correlates_each_machine_with_the_network(tiny_shipped):
     np.testing.assert_allclose(along[-1].numpy(), cmp.r["ELS"].numpy(), atol=1e-5)  # the last step is the sample
 
 
+def test_a_class_conditional_network_is_compared_with_the_conditional_machines(tiny_shipped, monkeypatch):
+    """Seed s is drawn as the digit s mod 10, by the network and by machines holding the class labels."""
+    recipe = dict(
+        kind="resnet", config=dict(in_channels=1, channels=8, blocks=1, padding="zeros", target="v", num_classes=10)
+    )
+    monkeypatch.setitem(pretrained.RECIPES, "resnet-conditional", {**recipe, "steps": 1, "lr": 1e-3})
+    torch.manual_seed(1)
+    net = networks.build(recipe["kind"], **recipe["config"])
+    training.save_checkpoint(tiny_shipped / "resnet-conditional.pt", net, meta={"name": "resnet-conditional"})
+    scales = json.loads((tiny_shipped / "resnet-zeros.json").read_text())["scales"]
+    (tiny_shipped / "resnet-conditional.json").write_text(json.dumps({"name": "resnet-conditional", "scales": scales}))
+    seeds = [0, 3, 17]
+    cmp = reproduce.compare("resnet-conditional", seeds, progress=False, n_images=30)
+    assert cmp.labels == [0, 3, 7] == reproduce.labels_of("resnet-conditional", seeds)
+    assert reproduce.labels_of("resnet-zeros", seeds) is None
+    images, labels = data.load("mnist", n=30)
+    noise = sampling.seeded_noise(seeds, (1, 32, 32))
+    own = networks.as_denoiser(pretrained.load("resnet-conditional"))
+    torch.testing.assert_close(
+        cmp.samples["network"], sampling.ddim(own, noise, steps=20, label=[0, 3, 7], progress=False)
+    )
+    ideal = IdealDenoiser(images, labels=labels)
+    torch.testing.assert_close(
+        cmp.samples["IS"], sampling.ddim(ideal, noise, steps=20, label=[0, 3, 7], progress=False)
+    )
+    # the conditional ideal machine copies a training digit of the requested class
+    nearest = torch.cdist(cmp.samples["IS"].flatten(1), images.flatten(1)).argmin(dim=1)
+    assert labels[nearest].tolist() == [0, 3, 7]
+    assert cmp.summary()["per_seed"]["label"] == [0, 3, 7]
+    # without stored scales, the calibration asks network and machines for each calibration seed's digit
+    (tiny_shipped / "resnet-conditional.json").write_text(json.dumps({"name": "resnet-conditional"}))
+    seen = {}
+
+    def spy(network, make, shape, seeds, labels=None, **kw):
+        seen.update(seeds=list(seeds), labels=labels, machine=make(3))
+        return reproduce.calibration.ScaleSchedule.from_dict(scales)
+
+    monkeypatch.setattr(reproduce.calibration, "calibrate", spy)
+    reproduce.scale_schedule("resnet-conditional", images, "zeros", 4, False, labels=labels)
+    assert seen["seeds"] == [1000, 1001, 1002, 1003] and seen["labels"] == [0, 1, 2, 3]
+    assert seen["machine"].labels is not None
+
+
 def test_runs_are_recorded_under_their_own_key(tiny_shipped):
     row = {"network": "resnet-zeros", "seeds": 8, "r_ELS": 0.5}
     reproduce.record("resnet-zeros", {**row, "seeds": 100}, quick=False)
