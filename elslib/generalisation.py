@@ -180,3 +180,81 @@ def table(result: dict) -> str:
         for name, row in result["pairs"].items():
             lines.append(f"| {name} | {_median(row['r_networks']):.3f} | {_median(row['r_ELS']):.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def pair_table(result: dict) -> str:
+    """Markdown, one row per seed: r between the two networks of every pair (and between their ELS
+    machines), the test of Kadkhodaie et al. seed by seed."""
+    if not result.get("pairs"):
+        return "no pair measured yet\n"
+    names = list(result["pairs"])
+    seeds = result["networks"][names[0].split(" / ")[0]]["seeds"]
+    head = " | ".join(f"r({name}) | r(ELS machines)" for name in names)
+    lines = [f"| seed | {head} |", "|---" * (1 + 2 * len(names)) + "|"]
+    for k, seed in enumerate(seeds):
+        cells = " | ".join(
+            f"{result['pairs'][n]['r_networks'][k]:.3f} | {result['pairs'][n]['r_ELS'][k]:.3f}" for n in names
+        )
+        lines.append(f"| {seed} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _ordered(result: dict) -> list[str]:
+    return sorted(result["networks"], key=lambda name: (result["networks"][name]["n"], name))
+
+
+def samples_figure(result: dict, samples: dict, cols: int = 8, path=None):
+    """One row per network (by N), seeds 0 .. cols - 1, copies titled in red; under the first
+    network, the training digits nearest to its samples. Saved to `path` when given."""
+    import matplotlib.pyplot as plt
+
+    from .plots import show_image
+
+    names = _ordered(result)
+    cols = min(check_positive_int(cols, "cols"), len(samples[names[0]]["network"]))
+    first = result["networks"][names[0]]
+    rows = [(name, samples[name]["network"], result["networks"][name]["copies_network"]) for name in names]
+    nearest = pretrained.training_set(names[0])[0][first["nearest_network"][:cols]]
+    rows.insert(1, (f"nearest to {names[0].removeprefix('resnet-')}", nearest, [False] * cols))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.2 * cols, 1.25 * len(rows)), squeeze=False)
+    for i, (label, images, copies) in enumerate(rows):
+        for j in range(cols):
+            show_image(axes[i, j], images[j].float(), "copy" if copies[j] else None)
+            if copies[j]:
+                axes[i, j].title.set_color("#c0392b")
+        axes[i, 0].set_ylabel(label.removeprefix("resnet-"), fontsize=8)
+    fig.suptitle(f"Seeds 0 to {cols - 1}, one row per network (n10: 10 digits, ..., zeros: all 5000)", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def numbers_figure(result: dict, path=None):
+    """Against N: the share of seeds that copy (network, ELS) and r per seed, between ELS and the
+    network and between the two networks of each pair (big markers: medians)."""
+    import matplotlib.pyplot as plt
+
+    names = _ordered(result)
+    brief = {name: summary(result["networks"][name]) for name in names}
+    ns = [brief[name]["n"] for name in names]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for who, style, colour in (("network", "o-", "#c0392b"), ("ELS", "s--", "#27ae60")):
+        label = "network" if who == "network" else "ELS on its training set"
+        axes[0].plot(ns, [brief[name][f"copy_fraction_{who}"] for name in names], style, color=colour, label=label)
+    axes[0].set(xscale="log", xlabel="training digits N", ylabel="share of seeds that copy", ylim=(-0.05, 1.05))
+    for name in names:
+        r = result["networks"][name]["r_ELS"]
+        axes[1].plot([brief[name]["n"]] * len(r), r, ".", color="#27ae60", alpha=0.35)
+    axes[1].plot(ns, [brief[name]["median_r_ELS"] for name in names], "s-", color="#27ae60", label="r(ELS, network)")
+    for (pair_name, row), marker in zip(result["pairs"].items(), "oD", strict=False):
+        n = result["networks"][pair_name.split(" / ")[0]]["n"]
+        axes[1].plot([n] * len(row["r_networks"]), row["r_networks"], marker, color="#8e44ad", alpha=0.35, ms=4)
+        axes[1].plot(n, _median(row["r_networks"]), marker, color="#8e44ad", ms=9, label=f"r within the pair, N = {n}")
+    axes[1].set(xscale="log", xlabel="training digits N", ylabel="r per seed (big: median)", ylim=(-0.3, 1.05))
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

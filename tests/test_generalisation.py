@@ -133,6 +133,28 @@ def test_run_records_network_by_network_and_pairs_them(tiny_study):
     torch.testing.assert_close(kept[NAMES[1]]["network"].float(), b, atol=1e-3, rtol=0)
     table = generalisation.table(second)
     assert "| resnet-n10-a | 10 |" in table and "resnet-n10-a / resnet-n10-b" in table
+    per_seed = generalisation.pair_table(second).splitlines()
+    assert len(per_seed) == 2 + 2  # a header, a rule, one row per seed
+    assert per_seed[3] == f"| 1 | {row['r_networks'][1]:.3f} | {row['r_ELS'][1]:.3f} |"
+    assert generalisation.pair_table(first) == "no pair measured yet\n"
+
+
+def test_figures_draw_every_network_and_mark_the_copies(tiny_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = generalisation.run(seeds=2, record=True, progress=False)
+    for name in NAMES:  # pretend the second seed of each copies
+        result["networks"][name]["copies_network"] = [False, True]
+    fig = generalisation.samples_figure(result, generalisation.stored_samples(), cols=5)
+    axes = np.array(fig.axes).reshape(3, 2)  # two networks and the nearest digits; cols capped at 2 seeds
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["n10-a", "nearest to n10-a", "n10-b"]
+    assert [[ax.get_title() for ax in row] for row in axes] == [["", "copy"], ["", ""], ["", "copy"]]
+    shown = axes[1, 0].images[0].get_array()
+    nearest = pretrained.training_set(NAMES[0])[0][result["networks"][NAMES[0]]["nearest_network"][0]]
+    np.testing.assert_allclose(np.asarray(shown).squeeze(), ((nearest[0] + 1) / 2).clamp(0, 1).numpy(), atol=1e-6)
+    fig = generalisation.numbers_figure(result)
+    assert len(fig.axes) == 2 and "r within the pair, N = 10" in [t.get_text() for t in fig.axes[1].get_legend().texts]
 
 
 def test_a_damaged_samples_file_is_named(tiny_study):
