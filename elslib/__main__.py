@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     gen = sub.add_parser(
         "generalisation", help="do networks trained on 10 ... 5000 digits copy? do two on disjoint sets agree?"
     )
-    gen.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 for every network (default 32)")
+    gen.add_argument("--seeds", type=int, default=None, help="seeds 0 .. N-1 for every network (default 16)")
     gen.add_argument("--names", nargs="*", default=None, help="which networks (default: all of chapter 09's)")
     gen.add_argument(
         "--record", action="store_true", help="also keep the numbers and samples in records/generalisation"
@@ -256,7 +256,8 @@ def _run(args) -> int:
     if args.command == "generalisation":
         from elslib import generalisation
 
-        result = generalisation.run(args.seeds, only=args.names, record=args.record)
+        seeds = generalisation.SEEDS if args.seeds is None else args.seeds
+        result = generalisation.run(seeds, only=args.names, record=args.record)
         print(generalisation.table(result))
         return 0
     if args.command == "train" and args.name == "text-to-image":
