@@ -36,7 +36,7 @@ RECORD = "networks"
 
 
 def _median(values) -> float:
-    return float(torch.as_tensor(values, dtype=torch.float64).median())
+    return float(torch.quantile(torch.as_tensor(values, dtype=torch.float64), 0.5))  # as numpy: mean of the middle two
 
 
 def measure(name: str, seeds, threshold: float, scales=None, progress: bool = False) -> tuple[dict, dict]:
