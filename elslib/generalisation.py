@@ -35,8 +35,9 @@ STEPS = 20
 RECORD = "networks"
 
 
-def _median(values) -> float:
-    return float(torch.quantile(torch.as_tensor(values, dtype=torch.float64), 0.5))  # as numpy: mean of the middle two
+def median(values) -> float:
+    """The median of `values` (the mean of the middle two for an even count, as numpy)."""
+    return float(torch.quantile(torch.as_tensor(values, dtype=torch.float64), 0.5))
 
 
 def measure(name: str, seeds, threshold: float, scales=None, progress: bool = False) -> tuple[dict, dict]:
@@ -80,8 +81,8 @@ def summary(row: dict) -> dict:
     out = {"n": row["n"], "seeds": len(row["seeds"])}
     for who in ("network", "ELS"):
         out[f"copy_fraction_{who}"] = sum(row[f"copies_{who}"]) / len(row["seeds"])
-        out[f"median_nn_{who}"] = _median(row[f"nn_{who}"])
-    out["median_r_ELS"] = _median(row["r_ELS"])
+        out[f"median_nn_{who}"] = median(row[f"nn_{who}"])
+    out["median_r_ELS"] = median(row["r_ELS"])
     return out
 
 
@@ -178,7 +179,7 @@ def table(result: dict) -> str:
         lines += ["", "| pair (disjoint training sets) | median r(network A, network B) | median r(ELS A, ELS B) |"]
         lines.append("|---|---|---|")
         for name, row in result["pairs"].items():
-            lines.append(f"| {name} | {_median(row['r_networks']):.3f} | {_median(row['r_ELS']):.3f} |")
+            lines.append(f"| {name} | {median(row['r_networks']):.3f} | {median(row['r_ELS']):.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -250,7 +251,7 @@ def numbers_figure(result: dict, path=None):
     for (pair_name, row), marker in zip(result["pairs"].items(), "oD", strict=False):
         n = result["networks"][pair_name.split(" / ")[0]]["n"]
         axes[1].plot([n] * len(row["r_networks"]), row["r_networks"], marker, color="#8e44ad", alpha=0.35, ms=4)
-        axes[1].plot(n, _median(row["r_networks"]), marker, color="#8e44ad", ms=9, label=f"r within the pair, N = {n}")
+        axes[1].plot(n, median(row["r_networks"]), marker, color="#8e44ad", ms=9, label=f"r within the pair, N = {n}")
     axes[1].set(xscale="log", xlabel="training digits N", ylabel="r per seed (big: median)", ylim=(-0.3, 1.05))
     for ax in axes:
         ax.legend(fontsize=8)

@@ -114,6 +114,7 @@ def test_measure_against_direct_computations(tiny_study):
     brief = generalisation.summary(row)
     assert brief["copy_fraction_network"] == pytest.approx(1 / 3)
     assert brief["median_r_ELS"] == pytest.approx(float(np.median(row["r_ELS"])))
+    assert generalisation.median([4.0, 1.0, 3.0, 2.0]) == 2.5  # the mean of the middle two, as numpy
 
 
 def test_run_records_network_by_network_and_pairs_them(tiny_study):
