@@ -104,9 +104,18 @@ def merge(stored: str, rows: dict, modes: list[str]) -> str:
         f"Rows {', '.join(sorted(fresh))} re-measured {dt.date.today().isoformat()} on **{cpu_name()}, "
         f"{os.cpu_count()} cores** (load average {load:.1f} at the end)."
     )
+    notes = []  # earlier notes keep the rows this run did not re-measure
+    for line in (line for line in lines if line.startswith("Rows ")):
+        rows_named, when = line.removeprefix("Rows ").split(" re-measured ", 1)
+        kept = [name for name in rows_named.split(", ") if name not in fresh]
+        if kept:
+            notes += [f"Rows {', '.join(kept)} re-measured {when}", ""]
     lines = [line for line in lines if not line.startswith("Rows ")]
     head = [i for i, line in enumerate(lines) if line.startswith("| chapter")][0]
-    return "\n".join(lines[:head] + [note, ""] + lines[head:])
+    top = lines[:head]
+    while top and not top[-1].strip():  # the blank lines the old notes stood between
+        top.pop()
+    return "\n".join(top + [""] + notes + [note, ""] + lines[head:])
 
 
 def _fmt(seconds: float) -> str:
