@@ -200,7 +200,8 @@ def pair_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ordered(result: dict) -> list[str]:
+def by_size(result: dict) -> list[str]:
+    """The names of the measured networks, fewest training digits first."""
     return sorted(result["networks"], key=lambda name: (result["networks"][name]["n"], name))
 
 
@@ -211,7 +212,7 @@ def samples_figure(result: dict, samples: dict, cols: int = 8, path=None):
 
     from .plots import show_image
 
-    names = _ordered(result)
+    names = by_size(result)
     cols = min(check_positive_int(cols, "cols"), len(samples[names[0]]["network"]))
     first = result["networks"][names[0]]
     rows = [(name, samples[name]["network"], result["networks"][name]["copies_network"]) for name in names]
@@ -236,7 +237,7 @@ def numbers_figure(result: dict, path=None):
     network and between the two networks of each pair (big markers: medians)."""
     import matplotlib.pyplot as plt
 
-    names = _ordered(result)
+    names = by_size(result)
     brief = {name: summary(result["networks"][name]) for name in names}
     ns = [brief[name]["n"] for name in names]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
