@@ -86,6 +86,11 @@ def summary(row: dict) -> dict:
     return out
 
 
+def first_of_pair(result: dict, pair_name: str) -> dict:
+    """The row of the first network of the pair "A / B" (its N and seeds are the pair's)."""
+    return result["networks"][pair_name.split(" / ")[0]]
+
+
 def pair(samples_a: dict, samples_b: dict) -> dict:
     """Per seed, r between the two networks' samples and between their two ELS machines' samples."""
     return {
@@ -189,7 +194,7 @@ def pair_table(result: dict) -> str:
     if not result.get("pairs"):
         return "no pair measured yet\n"
     names = list(result["pairs"])
-    seeds = result["networks"][names[0].split(" / ")[0]]["seeds"]
+    seeds = first_of_pair(result, names[0])["seeds"]
     head = " | ".join(f"r({name}) | r(ELS machines)" for name in names)
     lines = [f"| seed | {head} |", "|---" * (1 + 2 * len(names)) + "|"]
     for k, seed in enumerate(seeds):
@@ -250,7 +255,7 @@ def numbers_figure(result: dict, path=None):
         axes[1].plot([brief[name]["n"]] * len(r), r, ".", color="#27ae60", alpha=0.35)
     axes[1].plot(ns, [brief[name]["median_r_ELS"] for name in names], "s-", color="#27ae60", label="r(ELS, network)")
     for (pair_name, row), marker in zip(result["pairs"].items(), "oD", strict=False):
-        n = result["networks"][pair_name.split(" / ")[0]]["n"]
+        n = first_of_pair(result, pair_name)["n"]
         axes[1].plot([n] * len(row["r_networks"]), row["r_networks"], marker, color="#8e44ad", alpha=0.35, ms=4)
         axes[1].plot(n, median(row["r_networks"]), marker, color="#8e44ad", ms=9, label=f"r within the pair, N = {n}")
     axes[1].set(xscale="log", xlabel="training digits N", ylabel="r per seed (big: median)", ylim=(-0.3, 1.05))
