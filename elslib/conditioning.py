@@ -22,12 +22,13 @@ import time
 
 import torch
 
-from . import data, denoisers, machines, pretrained, reader, records, sampling
-from .checks import check_positive_int
+from . import data, denoisers, machines, metrics, pretrained, reader, records, sampling
+from .checks import check_integer, check_number, check_positive_int, check_seed, check_sequence
 
 SEEDS = 20  # seeds 0 .. 19, each drawn as all ten digits
 PER_CLASS = 100  # training digits of each class the machines hold
 GUIDANCE = 3.0  # the guidance weight of the guided rows (w = 1 is plain conditioning)
+SWEEP_WEIGHTS = (0.0, 1.0, 3.0, 5.0)  # chapter 08's guidance weights: none, plain conditioning, two guided
 
 
 def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool = False) -> dict:
@@ -67,6 +68,43 @@ def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool
         "read": read,
         "confidence": confidence,
     }
+
+
+def guidance_sweep(denoisers_by_name: dict, seed: int, label: int, weights=SWEEP_WEIGHTS, steps: int = 20) -> dict:
+    """Classifier-free guidance, weight by weight, for several class-conditional denoisers from one noise.
+
+    Every denoiser in `denoisers_by_name` ({name: D(x_t, t, label=...)}, a machine built with labels or a
+    class-conditional network as a denoiser) is wrapped in ``denoisers.Guided(D, w)`` for each w in
+    `weights` and sampled by DDIM (`steps` steps) from the noise of `seed`, asked for digit `label`.
+
+    Returns ``samples`` {name: [len(weights), 1, 32, 32]} (row i at weights[i]), ``read`` and
+    ``confidence`` {name: [len(weights)]} (the digit reader's class, 10 = not a digit, and its
+    probability), ``obeys`` {name: [len(weights)] bool} (read as `label` with probability above
+    ``reader.THRESHOLD``) and, with two or more denoisers, ``r`` [len(weights)]: Pearson's r between the
+    first two names' samples at each weight.
+    """
+    if not isinstance(denoisers_by_name, dict) or not denoisers_by_name:
+        raise ValueError(f"denoisers_by_name must be a non-empty dict {{name: denoiser}}, got {denoisers_by_name!r}")
+    seed = check_seed(seed)
+    label = check_integer(label, "label", low=0)
+    if label > 9:
+        raise ValueError(f"label must be a digit 0 ... 9, got {label}")
+    weights = [check_number(w, "weights[i] (guidance weight)") for w in check_sequence(weights, "weights")]
+    noise = sampling.noise_like((1, 1, 32, 32), seed=seed)
+    out = {"samples": {}, "read": {}, "confidence": {}, "obeys": {}, "weights": weights, "label": label}
+    for name, denoiser in denoisers_by_name.items():
+        rows = [
+            sampling.ddim(denoisers.Guided(denoiser, w), noise, steps=steps, label=label, progress=False)
+            for w in weights
+        ]
+        samples = torch.cat(rows)
+        read, confidence = reader.read(samples)
+        out["samples"][name], out["read"][name], out["confidence"][name] = samples, read, confidence
+        out["obeys"][name] = (read == label) & (confidence > reader.THRESHOLD)
+    names = list(denoisers_by_name)
+    if len(names) >= 2:
+        out["r"] = metrics.pearson_r(out["samples"][names[0]], out["samples"][names[1]])
+    return out
 
 
 def settings() -> dict[str, dict]:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from elslib import conditioning, data, machines, metrics, reader
+from elslib import conditioning, data, machines, metrics, reader, sampling
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,3 +81,49 @@ def test_bad_arguments_are_named(kwargs, message):
 def test_obedience_needs_seeds_and_labels(a_three):
     with pytest.raises(ValueError, match="at least one"):
         conditioning.obedience(lambda x, t, label=None: x, seeds=[], labels=range(10))
+
+
+def test_guidance_sweep_follows_the_formula_weight_by_weight():
+    images, labels = data.load("mnist", n=30)  # three of each digit
+    ideal = machines.IdealDenoiser(images, labels=labels)
+    els = machines.ELSDenoiser(images, patch_size=9, padding="zeros", labels=labels)
+    sweep = conditioning.guidance_sweep({"ideal": ideal, "ELS": els}, seed=2, label=7, weights=[0, 1, 2.5], steps=6)
+    assert sweep["weights"] == [0.0, 1.0, 2.5] and sweep["label"] == 7
+    noise = sampling.noise_like((1, 1, 32, 32), seed=2)
+    for name, den in (("ideal", ideal), ("ELS", els)):
+        got = sweep["samples"][name]
+        assert got.shape == (3, 1, 32, 32)
+        # w = 0: the unconditional sampler; w = 1: the conditional one; w = 2.5: x0_u + 2.5 (x0_c - x0_u) by hand
+        assert torch.allclose(got[0:1], sampling.ddim(den, noise, steps=6, progress=False), atol=1e-5)
+        assert torch.allclose(got[1:2], sampling.ddim(den, noise, steps=6, label=7, progress=False), atol=1e-5)
+
+        def by_hand(x_t, t, label=None, den=den):
+            uncond = den(x_t, t)
+            return uncond + 2.5 * (den(x_t, t, label=label) - uncond)
+
+        assert torch.allclose(got[2:3], sampling.ddim(by_hand, noise, steps=6, label=7, progress=False), atol=1e-5)
+        read, confidence = reader.read(got)
+        assert torch.equal(sweep["read"][name], read) and torch.allclose(sweep["confidence"][name], confidence)
+        assert torch.equal(sweep["obeys"][name], (read == 7) & (confidence > reader.THRESHOLD))
+    r = metrics.pearson_r(sweep["samples"]["ideal"], sweep["samples"]["ELS"])
+    assert torch.allclose(sweep["r"], r)
+    alone = conditioning.guidance_sweep({"ELS": els}, seed=2, label=7, weights=[1], steps=6)
+    assert "r" not in alone and torch.allclose(alone["samples"]["ELS"], sweep["samples"]["ELS"][1:2], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(denoisers_by_name={}), "denoisers_by_name"),
+        (dict(label=10), "label must be a digit"),
+        (dict(label=-1), "label"),
+        (dict(weights=[]), "weights"),
+        (dict(weights=["big"]), "guidance weight"),
+        (dict(seed=-3), "seed"),
+    ],
+)
+def test_guidance_sweep_names_bad_arguments(kwargs, message):
+    images, labels = data.load("mnist", n=10)
+    args = dict(denoisers_by_name={"ideal": machines.IdealDenoiser(images, labels=labels)}, seed=0, label=3)
+    with pytest.raises(ValueError, match=message):
+        conditioning.guidance_sweep(**{**args, **kwargs})
