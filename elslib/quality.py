@@ -89,6 +89,12 @@ def run(names=None, n: int = SEEDS, record: bool = False, progress: bool = True)
     return table(rows, n)
 
 
+def stored(name: str, n: int = SEEDS) -> dict:
+    """The row `run(record=True)` kept for the shipped network `name` over n seeds ({} when none):
+    recognisable, frechet, images, command, weights_steps, weights_sha256, date."""
+    return records.read("quality", name).get(f"seeds-{check_positive_int(n, 'n')}", {})
+
+
 def table(rows: dict, n: int) -> str:
     """A Markdown table of read rates and Frechet distances."""
     lines = [
@@ -183,9 +189,9 @@ def run_along_training(folder, n: int | None = None, r_seeds: int | None = None,
 
 
 def stored_along_training(name: str) -> dict[int, dict]:
-    """The rows `run_along_training(record=True)` kept for `name`, {step: row} ({} when none)."""
+    """The rows `run_along_training(record=True)` kept for `name`, {step: row} in order of the steps ({} when none)."""
     stored = records.read("quality", name).get("along-training")
-    return {} if not stored else {int(step): row for step, row in stored["rows"].items()}
+    return {} if not stored else dict(sorted((int(step), row) for step, row in stored["rows"].items()))
 
 
 def _name_of(path: Path) -> str:

@@ -115,6 +115,19 @@ def test_quality_of_a_copying_machine_is_that_of_real_digits(held_out):
         quality.reference(501)
 
 
+def test_a_recorded_quality_row_is_read_back(tmp_path, monkeypatch):
+    from elslib import networks, pretrained, quality
+
+    monkeypatch.setenv("ELS_RECORDS_DIR", str(tmp_path / "records"))
+    assert quality.stored("resnet-zeros", n=2) == {}
+    quality.run(names=["resnet-zeros"], n=2, record=True, progress=False)
+    row = quality.stored("resnet-zeros", n=2)
+    mine = quality.measure(networks.as_denoiser(pretrained.load("resnet-zeros")), n=2)  # from the definition
+    assert row["recognisable"] == mine["recognisable"] and row["frechet"] == pytest.approx(mine["frechet"])
+    assert row["weights_sha256"] == pretrained.metadata("resnet-zeros")["sha256"] and row["images"] == 2
+    assert quality.stored("resnet-zeros", n=4) == {}
+
+
 def test_a_training_run_is_judged_record_by_record(tmp_path):
     from elslib import networks, quality, training
 
