@@ -248,9 +248,9 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
 
     Each piece is surrounded by a blank margin r = P // 2 wide, and these tiles are laid side by
     side (what is left at the right and bottom stays blank). A window of the result centred in a
-    tile reaches at most r pixels beyond the tile's piece, never into another tile's piece (there
-    are 2r blank pixels between two pieces), so it is a window of that one tile, blank beyond; a
-    window centred in the leftover blank sees only blank. So the tiling is consistent exactly when
+    tile reaches at most r pixels beyond the tile, so at most 2r beyond its piece, and the next
+    piece is 2r + 1 pixels away: it is a window of that one tile, blank beyond; a window centred in
+    the leftover blank reaches at most r pixels into a margin, so it sees only blank. So the tiling is consistent exactly when
     every tile is, margins included (:func:`consistent_pieces`; counting the pieces that are
     consistent on their own would miss the windows centred in the margins). Pieces are chosen
     independently, so the tilings number pieces^tiles, and different choices give different images.
