@@ -38,8 +38,10 @@ MACHINES = ("IS", "LS", "ELS")
 QUICK_SEEDS, FULL_SEEDS = range(8), range(100)  # the noise seeds of `reproduce --quick` and of the full run
 # odd patch sizes tried by the calibration, up to the network's receptive field where it has one (the
 # ResNets: 17 pixels; a larger patch shows the machine what the network cannot see); the local
-# search (see calibration.calibrate) only visits the large ones where the network needs them
-CALIBRATION_SIZES = (1, 3, 5, 7, 9, 11, 13, 15, 17, 21, 25)
+# search (see calibration.calibrate) only visits the large ones where the network needs them. Up to 31,
+# nearly the whole 32-pixel image: the first calibration of unet-zeros stopped at 25 and chose 25 at its
+# first four steps, a measurement capped by the sizes tried (its metadata keeps the sizes it tried)
+CALIBRATION_SIZES = (1, 3, 5, 7, 9, 11, 13, 15, 17, 21, 25, 29, 31)
 
 
 @dataclass
