@@ -45,7 +45,7 @@ def check_notations(fn: Callable, quiet: bool = False) -> CheckResult:
 # --------------------------------------------------------------------------- 0.2 back from a noise level
 
 
-def _ref_time_of_sigma(sigma, offset):
+def _ref_time_of_sigma(sigma, offset=0.008):
     """The cosine schedule's time at noise level sigma = s / a = tan(t / (1 + offset) * pi / 2)."""
     return (1 + offset) * 2 / math.pi * math.atan(sigma)
 
