@@ -250,8 +250,8 @@ def tiling_lower_bound(allowed, patch_size: int, piece=(4, 4), size=(32, 32)) ->
     side (what is left at the right and bottom stays blank). A window of the result centred in a
     tile reaches at most r pixels beyond the tile, so at most 2r beyond its piece, and the next
     piece is 2r + 1 pixels away: it is a window of that one tile, blank beyond; a window centred in
-    the leftover blank reaches at most r pixels into a margin, so it sees only blank. So the tiling is consistent exactly when
-    every tile is, margins included (:func:`consistent_pieces`; counting the pieces that are
+    the leftover blank reaches at most r pixels into a margin, so it sees only blank. So the tiling is
+    consistent exactly when every tile is, margins included (:func:`consistent_pieces`; counting the pieces that are
     consistent on their own would miss the windows centred in the margins). Pieces are chosen
     independently, so the tilings number pieces^tiles, and different choices give different images.
     Needs the blank window (code 0) to be allowed, as it is for digits.
