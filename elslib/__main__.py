@@ -1,4 +1,8 @@
-"""Command line: ``python -m elslib info | train NAME | reproduce | student | grade DIR | budget | book | explorers``.
+"""Command line: ``python -m elslib COMMAND``; every command and its options are listed below.
+
+For learners: ``info``, ``explorers``, ``book``. For instructors: ``student``, ``grade DIR``, ``budget``.
+The measurements behind the course: ``train NAME``, ``train-reader``, ``reproduce``, ``quality``,
+``phase-diagram``, ``generalisation``, ``label-wins``, ``latent-els``.
 
 ``train`` and ``reproduce`` write into their own output folders; ``--record`` (for whoever updates
 the course, in a source checkout) also replaces the shipped weights or keeps the run in records/.
