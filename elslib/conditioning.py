@@ -57,7 +57,7 @@ def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool
     requested = torch.tensor(labels).repeat(len(seeds))
     read, confidence = reader.read(samples)
     sure = confidence > reader.THRESHOLD
-    obeys = (read == requested) & sure
+    obeys = _obeys(read, confidence, requested)
     per_label = obeys.view(len(seeds), len(labels)).double().mean(0)
     return {
         "obeys": float(obeys.double().mean()),
@@ -68,6 +68,11 @@ def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool
         "read": read,
         "confidence": confidence,
     }
+
+
+def _obeys(read: torch.Tensor, confidence: torch.Tensor, requested) -> torch.Tensor:
+    """The rule of this module: a sample obeys when the reader reads it as the requested digit, confidently."""
+    return (read == requested) & (confidence > reader.THRESHOLD)
 
 
 def guidance_sweep(denoisers_by_name: dict, seed: int, label: int, weights=SWEEP_WEIGHTS, steps: int = 20) -> dict:
@@ -100,7 +105,7 @@ def guidance_sweep(denoisers_by_name: dict, seed: int, label: int, weights=SWEEP
         samples = torch.cat(rows)
         read, confidence = reader.read(samples)
         out["samples"][name], out["read"][name], out["confidence"][name] = samples, read, confidence
-        out["obeys"][name] = (read == label) & (confidence > reader.THRESHOLD)
+        out["obeys"][name] = _obeys(read, confidence, label)
     names = list(denoisers_by_name)
     if len(names) >= 2:
         out["r"] = metrics.pearson_r(out["samples"][names[0]], out["samples"][names[1]])
