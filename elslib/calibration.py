@@ -118,6 +118,20 @@ class ScaleSchedule:
         return ax
 
 
+def last_step_with_patches(patch_size, times, at_least: int) -> tuple[int, int]:
+    """The last sampling step whose patch size is at least `at_least`, and that size: (step, P).
+
+    patch_size: an odd int or a schedule t -> P (a :class:`ScaleSchedule`); times: the sampler's times,
+    t_0 = 1 down to the final 0 (a trajectory's ``times``), whose steps are all but the last. Explaining a
+    mosaic wants real patches: at P = 1 a "patch" is one pixel, and identical pixel values tie.
+    """
+    sizes = [patch_size(float(t)) if callable(patch_size) else patch_size for t in list(times)[:-1]]
+    steps = [i for i, p in enumerate(sizes) if p >= at_least]
+    if not steps:
+        raise ValueError(f"no step has a patch size of at least {at_least}: sizes {sizes}")
+    return steps[-1], sizes[steps[-1]]
+
+
 def calibrate(
     network,
     make_machine,

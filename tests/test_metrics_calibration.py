@@ -154,3 +154,13 @@ def test_calibration_takes_any_similarity_and_records_what_it_measured():
         )
     with pytest.raises(TypeError, match="similarity"):
         calibration.calibrate(network, make, (1, 8, 8), similarity="pearson", **kw)
+
+
+def test_last_step_with_patches_reads_the_schedule_step_by_step():
+    times = [1.0, 0.75, 0.5, 0.25, 0.0]
+    schedule = calibration.ScaleSchedule(times[:-1], [9, 5, 3, 1])
+    assert calibration.last_step_with_patches(schedule, times, at_least=5) == (1, 5)
+    assert calibration.last_step_with_patches(schedule, times, at_least=3) == (2, 3)
+    assert calibration.last_step_with_patches(7, times, at_least=5) == (3, 7)  # a fixed size: the last step
+    with pytest.raises(ValueError, match="at least 11"):
+        calibration.last_step_with_patches(schedule, times, at_least=11)
