@@ -10,10 +10,11 @@ samples it from the same seeds for every label and lets the course's digit reade
 
 The question behind it: a local patch of a 3 can also be a patch of an 8. When the machine's
 patches are small, restricting them to one class may not carry the class's identity into the
-image; when they are large, it must. :func:`SETTINGS` lists the machines measured: the
+image; when they are large, it must. :func:`settings` lists the denoisers measured: the
 conditional ELS machine at the shipped networks' calibrated P(t) and at constant P, with and
-without classifier-free guidance (``denoisers.Guided``), and the conditional ideal machine, which
-copies a training digit of the class and so sets the scale from above.
+without classifier-free guidance (``denoisers.Guided``), the conditional ideal machine, which
+copies a training digit of the class and so sets the scale from above, and the shipped
+class-conditional networks themselves: does the machine predict which of them obey?
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 
 import torch
 
-from . import data, denoisers, machines, metrics, pretrained, reader, records, sampling
+from . import data, denoisers, machines, metrics, networks, pretrained, reader, records, sampling
 from .checks import check_integer, check_number, check_positive_int, check_seed, check_sequence
 
 SEEDS = 20  # seeds 0 .. 19, each drawn as all ten digits
@@ -83,8 +84,7 @@ def guidance_sweep(denoisers_by_name: dict, seed: int, label: int, weights=SWEEP
     `weights` and sampled by DDIM (`steps` steps) from the noise of `seed`, asked for digit `label`.
 
     Returns ``samples`` {name: [len(weights), 1, 32, 32]} (row i at weights[i]), ``read`` and
-    ``confidence`` {name: [len(weights)]} (the digit reader's class, 10 = not a digit, and its
-    probability), ``obeys`` {name: [len(weights)] bool} (read as `label` with probability above
+    ``confidence`` {name: [len(weights)]} (the digit reader's most likely digit and its probability), ``obeys`` {name: [len(weights)] bool} (read as `label` with probability above
     ``reader.THRESHOLD``) and, with two or more denoisers, ``r`` [len(weights)]: Pearson's r between the
     first two names' samples at each weight.
     """
@@ -112,11 +112,15 @@ def guidance_sweep(denoisers_by_name: dict, seed: int, label: int, weights=SWEEP
     return out
 
 
+CONDITIONAL_NETWORKS = ("resnet-conditional", "unet-conditional")  # trained with label dropout (chapter 08)
+
+
 def settings() -> dict[str, dict]:
-    """The machines :func:`run` measures, by row name: {name: {"kind", "patch_size", "weight"}}.
-    Rows at a shipped network's P(t) appear only when its calibration is installed."""
+    """The denoisers :func:`run` measures, by row name: {name: {"kind", "patch_size", "weight"}} (kind "IS",
+    "ELS", or "network" with its "network" name). Rows at a shipped network's P(t), and the class-conditional
+    networks' own rows, appear only when that network and its calibration are installed."""
     rows = {"ideal machine (copies a digit of the class)": dict(kind="IS", patch_size=None, weight=1.0)}
-    for name in ("resnet-zeros", "unet-zeros"):
+    for name in ("resnet-zeros", "unet-zeros", *CONDITIONAL_NETWORKS):
         scales = pretrained.calibrated_scales(name)
         if scales is None:
             continue
@@ -125,6 +129,12 @@ def settings() -> dict[str, dict]:
         rows[f"ELS, P(t) of {name}, guidance w = {GUIDANCE:g}"] = dict(kind="ELS", patch_size=scales, weight=GUIDANCE)
     for p in (15, 25):
         rows[f"ELS, constant P = {p}"] = dict(kind="ELS", patch_size=p, weight=1.0)
+    for name in CONDITIONAL_NETWORKS:
+        if name in pretrained.available():
+            rows[f"network {name}"] = dict(kind="network", network=name, patch_size=None, weight=1.0)
+            rows[f"network {name}, guidance w = {GUIDANCE:g}"] = dict(
+                kind="network", network=name, patch_size=None, weight=GUIDANCE
+            )
     return rows
 
 
@@ -152,10 +162,12 @@ def run(seeds: int = SEEDS, per_class: int = PER_CLASS, record: bool = False, pr
             print(name, flush=True)
         start = time.perf_counter()
         if how["kind"] == "IS":
-            machine = machines.IdealDenoiser(images, labels=labels)
+            base = machines.IdealDenoiser(images, labels=labels)
+        elif how["kind"] == "network":  # trained on all of MNIST-5000; `per_class` concerns the machines only
+            base = networks.as_denoiser(pretrained.load(how["network"]))
         else:
-            machine = machines.ELSDenoiser(images, patch_size=how["patch_size"], padding="zeros", labels=labels)
-        denoiser = denoisers.Guided(machine, how["weight"]) if how["weight"] != 1.0 else machine
+            base = machines.ELSDenoiser(images, patch_size=how["patch_size"], padding="zeros", labels=labels)
+        denoiser = denoisers.Guided(base, how["weight"]) if how["weight"] != 1.0 else base
         row = obedience(denoiser, range(seeds), progress=progress)
         results[name] = {k: row[k] for k in ("obeys", "reads_as_digit", "per_label")} | {
             "seconds": round(time.perf_counter() - start, 1)
@@ -182,7 +194,7 @@ def stored(seeds: int = SEEDS, per_class: int = PER_CLASS) -> dict:
 def table(results: dict, seeds: int = SEEDS, per_class: int = PER_CLASS) -> str:
     """A Markdown table of :func:`run`'s rows."""
     lines = [
-        "| machine (class-conditional) | draws the digit asked for | reads as some digit | worst label |",
+        "| denoiser (class-conditional) | draws the digit asked for | reads as some digit | worst label |",
         "|---|---|---|---|",
     ]
     for name, row in results.items():

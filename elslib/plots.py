@@ -46,7 +46,10 @@ def show_grid(images, labels=None, ncols: int | None = None, title: str | None =
     ncols = ncols or min(n, 10)
     nrows = math.ceil(n / ncols)
     if axes is None:
-        fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if title else 0)))
+        # constrained layout keeps multi-line captions clear of the row above (tight_layout lets them overlap)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if title else 0)), layout="constrained"
+        )
     else:
         fig = np.ravel(axes)[0].figure
     axes = np.ravel(np.atleast_1d(axes))
@@ -58,7 +61,8 @@ def show_grid(images, labels=None, ncols: int | None = None, title: str | None =
             ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # the caller's own figure, without a layout of its own
+        fig.tight_layout()
     return fig
 
 

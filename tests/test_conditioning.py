@@ -127,3 +127,28 @@ def test_guidance_sweep_names_bad_arguments(kwargs, message):
     args = dict(denoisers_by_name={"ideal": machines.IdealDenoiser(images, labels=labels)}, seed=0, label=3)
     with pytest.raises(ValueError, match=message):
         conditioning.guidance_sweep(**{**args, **kwargs})
+
+
+def test_a_shipped_conditional_network_gets_its_rows_and_is_sampled_as_a_network(monkeypatch):
+    """The network rows call the network (here a stand-in that draws a clean digit of the requested class)."""
+    images, labels = reader.held_out()
+    read, confidence = reader.read(images)
+    clean = torch.stack(
+        [images[int(((labels == k) & (read == k) & (confidence > 0.99)).nonzero()[0])] for k in range(10)]
+    )
+
+    def draws_its_label(x_t, t, label=None):
+        if label is None:
+            return torch.zeros_like(x_t)
+        chosen = clean[torch.as_tensor(label).expand(len(x_t))]
+        return chosen.clone()
+
+    monkeypatch.setattr(conditioning.pretrained, "available", lambda everything=False: ["resnet-conditional"])
+    monkeypatch.setattr(conditioning.pretrained, "load", lambda name: name)
+    monkeypatch.setattr(conditioning.networks, "as_denoiser", lambda net: draws_its_label)
+    rows = conditioning.settings()
+    guided = f"network resnet-conditional, guidance w = {conditioning.GUIDANCE:g}"
+    assert rows["network resnet-conditional"]["kind"] == "network" and guided in rows
+    assert "network unet-conditional" not in rows  # not installed: no row
+    result = conditioning.run(seeds=1, per_class=5, progress=False, only=["network resnet-conditional"])
+    assert result["network resnet-conditional"]["obeys"] == 1.0
