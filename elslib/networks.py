@@ -236,6 +236,30 @@ class UNet(nn.Module):
         return self.conv_out(h).to(x.dtype)
 
 
+def bottleneck_attention(net: nn.Module, x_t: torch.Tensor, t, label=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the bottleneck self-attention of a UNet built with ``attention=True`` does on the input `x_t`
+    [B, C, H, W] at time `t` (and `label`, for a class-conditional one).
+
+    Returns its input sequence [B, L, 2 * channels] (L = (H / 4) (W / 4) bottleneck positions, row by row;
+    each stands for a 4 x 4 block of pixels) and its weights [B, heads, L, L]: row u holds how much query
+    position u takes from each key position v (each row sums to 1).
+    """
+    layer = getattr(net, "attention", None)
+    if not isinstance(layer, SelfAttention):
+        raise ValueError(f"net must be a UNet built with attention=True, got {type(net).__name__} without attention")
+    captured = {}
+    hook = layer.register_forward_hook(lambda module, inputs, output: captured.update(h=inputs[0].detach()))
+    try:
+        with torch.no_grad():
+            net(x_t, t, label=label)
+    finally:
+        hook.remove()
+    seq = captured["h"].flatten(2).transpose(1, 2)
+    with torch.no_grad():
+        _, weights = layer.attn(seq, seq, seq, need_weights=True, average_attn_weights=False)
+    return seq, weights
+
+
 ARCHITECTURES = {"resnet": ResNet, "unet": UNet}
 
 

@@ -339,3 +339,23 @@ def test_records_are_kept_along_the_way(tmp_path):
     assert not torch.equal(next(five.parameters()), next(six.parameters()))  # a snapshot, not the end
     with pytest.raises(ValueError, match="keep_at needs a checkpoint"):
         training.train(networks.ResNet(channels=4, blocks=1), images, steps=3, keep_at=(1,), progress=False)
+
+
+def test_bottleneck_attention_is_the_softmax_of_the_layers_own_queries_and_keys():
+    net = _net("unet", channels=8, attention=True)
+    x = torch.randn(2, 1, 16, 12, dtype=torch.float64)
+    seq, weights = networks.bottleneck_attention(net, x, 0.3)
+    heads, c = net.attention.attn.num_heads, 16  # the bottleneck holds 2 * channels
+    assert seq.shape == (2, 4 * 3, c) and weights.shape == (2, heads, 12, 12)
+    # from the definition: q = W_q h + b_q, k = W_k h + b_k per head, softmax(q k^T / sqrt(d)) over keys
+    w_in, b_in = net.attention.attn.in_proj_weight.detach(), net.attention.attn.in_proj_bias.detach()
+    q = (seq @ w_in[:c].T + b_in[:c]).view(2, 12, heads, c // heads).transpose(1, 2)
+    k = (seq @ w_in[c : 2 * c].T + b_in[c : 2 * c]).view(2, 12, heads, c // heads).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(c // heads)
+    by_hand = scores.exp() / scores.exp().sum(-1, keepdim=True)
+    assert torch.allclose(weights, by_hand, atol=1e-12)
+
+
+def test_bottleneck_attention_needs_an_attention_unet():
+    with pytest.raises(ValueError, match="net must be a UNet built with attention=True, got UNet"):
+        networks.bottleneck_attention(_net("unet", channels=8), torch.zeros(1, 1, 8, 8), 0.5)
