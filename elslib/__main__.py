@@ -164,10 +164,13 @@ def main(argv=None) -> int:
     )
     lat.add_argument("--seeds", type=int, default=32, help="evaluation seeds 0 .. N-1 (default 32)")
     lat.add_argument("--record", action="store_true", help="also keep the numbers in records/text-to-image")
-    lab = sub.add_parser("label-wins", help="does a class-conditional machine draw the digit it is asked for?")
+    lab = sub.add_parser("label-wins", help="does a class-conditional denoiser draw the digit it is asked for?")
     lab.add_argument("--seeds", type=int, default=20, help="seeds 0 .. N-1, each drawn as all ten digits (default 20)")
     lab.add_argument("--per-class", type=int, default=100, help="training digits of each class (default 100)")
     lab.add_argument("--record", action="store_true", help="also keep the table in records/conditioning")
+    lab.add_argument(
+        "--only", nargs="+", default=None, help="measure only these rows (their names as the table prints them)"
+    )
     gen = sub.add_parser(
         "generalisation", help="do networks trained on 10 ... 5000 digits copy? do two on disjoint sets agree?"
     )
@@ -254,7 +257,7 @@ def _run(args) -> int:
     if args.command == "label-wins":
         from elslib import conditioning
 
-        results = conditioning.run(args.seeds, args.per_class, record=args.record)
+        results = conditioning.run(args.seeds, args.per_class, record=args.record, only=args.only)
         print(conditioning.table(results, args.seeds, args.per_class))
         return 0
     if args.command == "generalisation":

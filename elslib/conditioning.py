@@ -39,8 +39,8 @@ def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool
     Returns ``obeys`` (the fraction read confidently as the requested label), ``reads_as_digit``
     (read confidently as any digit), ``per_label`` (the obeying fraction for each label, in the
     order of `labels`), and ``samples`` [len(seeds) x len(labels), 1, 32, 32], seed-major (the
-    labels of one seed are consecutive), with ``requested`` (the label of each sample) and
-    ``read`` (the reader's class, 10 = not a digit) and ``confidence``.
+    labels of one seed are consecutive), with ``requested`` (the label of each sample), ``read`` (the
+    reader's most likely digit), ``confidence`` (its probability) and ``obeyed`` (each sample's verdict, bool).
     """
     seeds, labels = [int(s) for s in seeds], [int(k) for k in labels]
     if not seeds or not labels:
@@ -62,13 +62,25 @@ def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool
     per_label = obeys.view(len(seeds), len(labels)).double().mean(0)
     return {
         "obeys": float(obeys.double().mean()),
-        "reads_as_digit": float((sure & (read != reader.NOT_A_DIGIT)).double().mean()),
+        "reads_as_digit": float(sure.double().mean()),
         "per_label": [float(v) for v in per_label],
         "samples": samples,
         "requested": requested,
         "read": read,
         "confidence": confidence,
+        "obeyed": obeys,
     }
+
+
+def agreement(row_a: dict, row_b: dict) -> tuple[float, float]:
+    """How often two stored rows (of the same seeds and labels) agree on whether a sample obeys: the
+    fraction of (seed, label) pairs where both obey or neither does, and the fraction two independent
+    denoisers with the same obedience rates would agree on by chance, p_a p_b + (1 - p_a)(1 - p_b)."""
+    a, b = (torch.tensor(row["obeyed"], dtype=torch.bool) for row in (row_a, row_b))
+    if a.shape != b.shape or a.dim() != 1 or len(a) == 0:
+        raise ValueError(f"the rows must hold one verdict per sample for the same samples, got {len(a)} and {len(b)}")
+    p_a, p_b = float(a.double().mean()), float(b.double().mean())
+    return float((a == b).double().mean()), p_a * p_b + (1 - p_a) * (1 - p_b)
 
 
 def _obeys(read: torch.Tensor, confidence: torch.Tensor, requested) -> torch.Tensor:
@@ -84,9 +96,10 @@ def guidance_sweep(denoisers_by_name: dict, seed: int, label: int, weights=SWEEP
     `weights` and sampled by DDIM (`steps` steps) from the noise of `seed`, asked for digit `label`.
 
     Returns ``samples`` {name: [len(weights), 1, 32, 32]} (row i at weights[i]), ``read`` and
-    ``confidence`` {name: [len(weights)]} (the digit reader's most likely digit and its probability), ``obeys`` {name: [len(weights)] bool} (read as `label` with probability above
-    ``reader.THRESHOLD``) and, with two or more denoisers, ``r`` [len(weights)]: Pearson's r between the
-    first two names' samples at each weight.
+    ``confidence`` {name: [len(weights)]} (the digit reader's most likely digit, its probability),
+    ``obeys`` {name: [len(weights)] bool} (read as `label` with probability above ``reader.THRESHOLD``)
+    and, with two or more denoisers, ``r`` [len(weights)]: Pearson's r between the first two names'
+    samples at each weight.
     """
     if not isinstance(denoisers_by_name, dict) or not denoisers_by_name:
         raise ValueError(f"denoisers_by_name must be a non-empty dict {{name: denoiser}}, got {denoisers_by_name!r}")
@@ -125,16 +138,14 @@ def settings() -> dict[str, dict]:
         if scales is None:
             continue
         largest = max(scales.patch_sizes)
-        rows[f"ELS, P(t) of {name} (largest {largest})"] = dict(kind="ELS", patch_size=scales, weight=1.0)
-        rows[f"ELS, P(t) of {name}, guidance w = {GUIDANCE:g}"] = dict(kind="ELS", patch_size=scales, weight=GUIDANCE)
+        for weight, suffix in ((1.0, f" (largest {largest})"), (GUIDANCE, f", guidance w = {GUIDANCE:g}")):
+            rows[f"ELS, P(t) of {name}{suffix}"] = dict(kind="ELS", patch_size=scales, weight=weight, scales_of=name)
     for p in (15, 25):
         rows[f"ELS, constant P = {p}"] = dict(kind="ELS", patch_size=p, weight=1.0)
     for name in CONDITIONAL_NETWORKS:
         if name in pretrained.available():
-            rows[f"network {name}"] = dict(kind="network", network=name, patch_size=None, weight=1.0)
-            rows[f"network {name}, guidance w = {GUIDANCE:g}"] = dict(
-                kind="network", network=name, patch_size=None, weight=GUIDANCE
-            )
+            for weight, suffix in ((1.0, ""), (GUIDANCE, f", guidance w = {GUIDANCE:g}")):
+                rows[f"network {name}{suffix}"] = dict(kind="network", network=name, patch_size=None, weight=weight)
     return rows
 
 
@@ -170,7 +181,9 @@ def run(seeds: int = SEEDS, per_class: int = PER_CLASS, record: bool = False, pr
         denoiser = denoisers.Guided(base, how["weight"]) if how["weight"] != 1.0 else base
         row = obedience(denoiser, range(seeds), progress=progress)
         results[name] = {k: row[k] for k in ("obeys", "reads_as_digit", "per_label")} | {
-            "seconds": round(time.perf_counter() - start, 1)
+            "obeyed": row["obeyed"].int().tolist(),  # seed-major, the ten labels of a seed together
+            "seconds": round(time.perf_counter() - start, 1),
+            **_measured_with(how),
         }
     if record:
         stored = records.read("conditioning", "label-wins")
@@ -186,9 +199,31 @@ def run(seeds: int = SEEDS, per_class: int = PER_CLASS, record: bool = False, pr
     return results
 
 
+def _measured_with(how: dict) -> dict:
+    """What a row's numbers depend on besides the seeds and digits: a network's weights, or the P(t) it borrows."""
+    if how["kind"] == "network":
+        return {"network": how["network"], "weights_sha256": pretrained.metadata(how["network"])["sha256"]}
+    if "scales_of" in how:
+        return {"scales_of": how["scales_of"], "patch_sizes": list(how["patch_size"].patch_sizes)}
+    return {}
+
+
+def _still_valid(row: dict) -> bool:
+    """False for a row measured with weights or a P(t) that the installed networks no longer have."""
+    if "weights_sha256" in row:
+        name = row["network"]
+        return name in pretrained.available() and pretrained.metadata(name).get("sha256") == row["weights_sha256"]
+    if "patch_sizes" in row:
+        scales = pretrained.calibrated_scales(row["scales_of"])
+        return scales is not None and list(scales.patch_sizes) == row["patch_sizes"]
+    return True
+
+
 def stored(seeds: int = SEEDS, per_class: int = PER_CLASS) -> dict:
-    """The rows a recorded run kept ({} when none was recorded for these numbers)."""
-    return records.read("conditioning", "label-wins").get(f"seeds-{seeds}-per-class-{per_class}", {}).get("rows", {})
+    """The rows a recorded run kept ({} when none was recorded for these numbers), less those measured with
+    a network's weights or a calibrated P(t) that has changed since (retrained, recalibrated)."""
+    rows = records.read("conditioning", "label-wins").get(f"seeds-{seeds}-per-class-{per_class}", {}).get("rows", {})
+    return {name: row for name, row in rows.items() if _still_valid(row)}
 
 
 def table(results: dict, seeds: int = SEEDS, per_class: int = PER_CLASS) -> str:
@@ -203,7 +238,8 @@ def table(results: dict, seeds: int = SEEDS, per_class: int = PER_CLASS) -> str:
             f"| {name} | {row['obeys']:.0%} | {row['reads_as_digit']:.0%} | {worst} ({row['per_label'][worst]:.0%}) |"
         )
     note = (
-        f"\n{seeds} seeds x 10 labels, {per_class} training digits of each class, DDIM 20 steps; "
+        f"\n{seeds} seeds x 10 labels, DDIM 20 steps; the machines hold {per_class} training digits of each class, "
+        "the networks were trained on all 5000; "
         f"'draws the digit asked for' = the course's digit reader reads it as the label with p > {reader.THRESHOLD}.\n"
     )
     return "\n".join(lines) + note

@@ -244,6 +244,10 @@ def bottleneck_attention(net: nn.Module, x_t: torch.Tensor, t, label=None) -> tu
     each stands for a 4 x 4 block of pixels) and its weights [B, heads, L, L]: row u holds how much query
     position u takes from each key position v (each row sums to 1).
     """
+    if isinstance(net, NetworkDenoiser):
+        raise ValueError(
+            "net must be a UNet built with attention=True, got a denoiser: pass the network itself (its .net)"
+        )
     layer = getattr(net, "attention", None)
     if not isinstance(layer, SelfAttention):
         raise ValueError(f"net must be a UNet built with attention=True, got {type(net).__name__} without attention")

@@ -37,6 +37,7 @@ def show_grid(images, labels=None, ncols: int | None = None, title: str | None =
     Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     n = len(images)
     if n == 0:
@@ -61,7 +62,7 @@ def show_grid(images, labels=None, ncols: int | None = None, title: str | None =
             ax.axis("off")
     if title:
         fig.suptitle(title)
-    if fig.get_layout_engine() is None:  # the caller's own figure, without a layout of its own
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):  # the caller's own figure
         fig.tight_layout()
     return fig
 

@@ -48,13 +48,14 @@ def test_run_measures_the_named_rows_and_records_them(tmp_path, monkeypatch):
     monkeypatch.setenv("ELS_RECORDS_DIR", str(tmp_path / "records"))
     results = conditioning.run(seeds=1, per_class=5, record=True, progress=False, only=[IDEAL, "ELS, constant P = 25"])
     assert list(results) == [IDEAL, "ELS, constant P = 25"]
-    assert set(results[IDEAL]) == {"obeys", "reads_as_digit", "per_label", "seconds"}
+    assert set(results[IDEAL]) == {"obeys", "reads_as_digit", "per_label", "obeyed", "seconds"}
+    assert len(results[IDEAL]["obeyed"]) == 10 and sum(results[IDEAL]["obeyed"]) / 10 == results[IDEAL]["obeys"]
     assert conditioning.stored(seeds=1, per_class=5) == results
     assert conditioning.stored() == {}
     more = conditioning.run(seeds=1, per_class=5, record=True, progress=False, only=["ELS, constant P = 15"])
     assert conditioning.stored(seeds=1, per_class=5) == {**results, **more}  # a run of some rows adds them
     text = conditioning.table(results, 1, 5)
-    assert "| ELS, constant P = 25 |" in text and "1 seeds x 10 labels, 5 training digits" in text
+    assert "| ELS, constant P = 25 |" in text and "the machines hold 5 training digits of each class" in text
 
 
 def test_every_setting_is_named_and_the_shipped_calibrations_appear():
@@ -146,9 +147,44 @@ def test_a_shipped_conditional_network_gets_its_rows_and_is_sampled_as_a_network
     monkeypatch.setattr(conditioning.pretrained, "available", lambda everything=False: ["resnet-conditional"])
     monkeypatch.setattr(conditioning.pretrained, "load", lambda name: name)
     monkeypatch.setattr(conditioning.networks, "as_denoiser", lambda net: draws_its_label)
+    real_metadata = conditioning.pretrained.metadata
+    stand_in = {"name": "resnet-conditional", "sha256": "5" * 64}
+    monkeypatch.setattr(
+        conditioning.pretrained,
+        "metadata",
+        lambda name: stand_in if name == "resnet-conditional" else real_metadata(name),
+    )
     rows = conditioning.settings()
     guided = f"network resnet-conditional, guidance w = {conditioning.GUIDANCE:g}"
     assert rows["network resnet-conditional"]["kind"] == "network" and guided in rows
     assert "network unet-conditional" not in rows  # not installed: no row
     result = conditioning.run(seeds=1, per_class=5, progress=False, only=["network resnet-conditional"])
     assert result["network resnet-conditional"]["obeys"] == 1.0
+    assert result["network resnet-conditional"]["weights_sha256"] == "5" * 64  # what the row was measured with
+
+
+def test_agreement_counts_the_samples_both_judge_alike_against_chance():
+    a = {"obeyed": [1, 1, 0, 0, 1, 0, 1, 1]}
+    b = {"obeyed": [1, 0, 0, 1, 1, 0, 0, 1]}
+    same = sum(x == y for x, y in zip(a["obeyed"], b["obeyed"], strict=True)) / 8  # 5 of 8
+    p, q = 5 / 8, 4 / 8
+    assert conditioning.agreement(a, b) == pytest.approx((same, p * q + (1 - p) * (1 - q)))
+    assert conditioning.agreement(a, a)[0] == 1.0
+    with pytest.raises(ValueError, match="one verdict per sample for the same samples, got 8 and 3"):
+        conditioning.agreement(a, {"obeyed": [1, 0, 1]})
+
+
+def test_stored_rows_of_retrained_weights_or_a_new_calibration_are_left_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("ELS_RECORDS_DIR", str(tmp_path / "records"))
+    sha = conditioning.pretrained.metadata("resnet-zeros")["sha256"]
+    sizes = list(conditioning.pretrained.calibrated_scales("resnet-zeros").patch_sizes)
+    rows = {
+        "machine": {"obeys": 0.5},
+        "network, current weights": {"obeys": 0.5, "network": "resnet-zeros", "weights_sha256": sha},
+        "network, old weights": {"obeys": 0.5, "network": "resnet-zeros", "weights_sha256": "0" * 64},
+        "P(t), current": {"obeys": 0.5, "scales_of": "resnet-zeros", "patch_sizes": sizes},
+        "P(t), old": {"obeys": 0.5, "scales_of": "resnet-zeros", "patch_sizes": [3] * len(sizes)},
+    }
+    conditioning.records.write("conditioning", "label-wins", {"seeds-1-per-class-5": {"rows": rows}})
+    kept = conditioning.stored(seeds=1, per_class=5)
+    assert list(kept) == ["machine", "network, current weights", "P(t), current"]

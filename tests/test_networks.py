@@ -354,8 +354,19 @@ def test_bottleneck_attention_is_the_softmax_of_the_layers_own_queries_and_keys(
     scores = q @ k.transpose(-1, -2) / math.sqrt(c // heads)
     by_hand = scores.exp() / scores.exp().sum(-1, keepdim=True)
     assert torch.allclose(weights, by_hand, atol=1e-12)
+    # and the sequence is the bottleneck, row by row: the first three levels of the UNet, run by hand
+    with torch.no_grad():
+        h0 = networks._input(net, x, net.first[0])
+        emb = net.cond(networks._times(h0, 0.3), networks._labels(h0, None, net.num_classes))
+        h = net._level(0, h0, emb)
+        for level in (1, 2):
+            h = net._level(level, torch.nn.functional.avg_pool2d(h, 2), emb)
+    assert torch.allclose(seq, h.flatten(2).transpose(1, 2), atol=1e-12)
 
 
 def test_bottleneck_attention_needs_an_attention_unet():
     with pytest.raises(ValueError, match="net must be a UNet built with attention=True, got UNet"):
         networks.bottleneck_attention(_net("unet", channels=8), torch.zeros(1, 1, 8, 8), 0.5)
+    wrapped = networks.as_denoiser(_net("unet", channels=8, attention=True))
+    with pytest.raises(ValueError, match=r"pass the network itself \(its \.net\)"):
+        networks.bottleneck_attention(wrapped, torch.zeros(1, 1, 8, 8), 0.5)
