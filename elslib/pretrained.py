@@ -26,9 +26,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # than the paper's eps: same optimum, but x0_hat stays sane near t = 1 after a short CPU training
 # (see elslib.networks).
 # The second edition trains every network by one recipe: a linear warm-up over 500 steps to lr 1e-3, one
-# cosine to 0 over 20,000 steps, records kept along the way (records/training/NAME). resnet-zeros and unet-zeros
-# ship from those runs (first-edition measurements: records/*/NAME-first-edition.json); the shipped resnet-circular
-# is still the first edition's (3,000 steps at lr 2e-3: its JSON says so) until its run is made.
+# cosine to 0 over 20,000 steps, records kept along the way (records/training/NAME). resnet-zeros, unet-zeros and
+# resnet-circular ship from those runs (first-edition measurements: records/*/NAME-first-edition.json).
 _KEEP_AT = (500, 1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000)
 RECIPES = {
     "resnet-zeros": dict(

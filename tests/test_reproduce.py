@@ -306,3 +306,17 @@ def test_train_follows_the_recipe_and_never_writes_the_package_unasked(tmp_path,
     assert {p.name: p.stat().st_mtime_ns for p in pretrained.WEIGHTS_DIR.iterdir()} == before
     with pytest.raises(ValueError, match="not both"):
         pretrained.train("unet-zeros", out_dir=tmp_path, record=True)
+
+
+@pytest.mark.parametrize("kind", ["reproduction", "quality"])
+def test_every_stored_first_edition_row_names_its_weights_and_they_are_not_the_shipped_ones(kind):
+    """Chapters 04 and 08 title these rows by their training steps; a row of the shipped weights would be no
+    first edition at all."""
+    folder = Path(reproduce.__file__).resolve().parents[1] / "records" / kind
+    files = sorted(folder.glob("*-first-edition.json"))
+    assert files, f"no first-edition records in {folder}"
+    for path in files:
+        name = path.name.removesuffix("-first-edition.json")
+        for key, row in json.loads(path.read_text()).items():
+            assert isinstance(row.get("weights_steps"), int), (path.name, key)
+            assert row["weights_sha256"] != pretrained.metadata(name)["sha256"], (path.name, key)
