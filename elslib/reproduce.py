@@ -398,7 +398,8 @@ def table(rows: list[dict]) -> str:
 
 def figure(comparison: Comparison, path, columns: int = 8):
     """Network samples above the ELS machine's predictions from the same noise, and the IS
-    machine's (which copy training images); each ELS column is titled with its r."""
+    machine's (which copy training images); each ELS column is titled with its r, each network
+    column with its seed (and the digit asked for, for a class-conditional network)."""
     import matplotlib.pyplot as plt
 
     from .plots import show_image
@@ -409,6 +410,8 @@ def figure(comparison: Comparison, path, columns: int = 8):
     for i, (who, label) in enumerate(rows):
         for j in range(n):
             title = f"r={float(comparison.r[who][j]):.2f}" if who != "network" else f"seed {comparison.seeds[j]}"
+            if who == "network" and comparison.labels is not None:
+                title += f", a {comparison.labels[j]}"  # the digit a class-conditional network was asked for
             show_image(axes[i, j], comparison.samples[who][j], title)
         axes[i, 0].set_ylabel(label)
     fig.suptitle(f"{comparison.name}: same noise, three denoisers (r = Pearson correlation with the CNN)")

@@ -181,6 +181,21 @@ def test_table_prints_medians_and_percentages():
     assert lines[2] == "| net | 3 | 0.900 | 0.800 | 0.600 | 0.810 | 0.640 | 0.360 | 67% | 0.300 | 0.000 |"
 
 
+@pytest.mark.parametrize("labels", [None, [3, 7]])
+def test_the_figure_names_each_seed_and_the_digit_a_conditional_network_was_asked_for(labels, tmp_path, monkeypatch):
+    import elslib.plots
+
+    titles = []
+    monkeypatch.setattr(elslib.plots, "show_image", lambda ax, image, title: titles.append(title))
+    samples = {who: torch.rand(2, 1, 8, 8) for who in ("network", "ELS", "IS")}
+    r = {who: torch.tensor([0.5, 0.25]) for who in ("ELS", "IS")}
+    comparison = reproduce.Comparison("net", [4, 9], samples=samples, r=r, labels=labels)
+    reproduce.figure(comparison, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
+    asked = ["seed 4, a 3", "seed 9, a 7"] if labels else ["seed 4", "seed 9"]
+    assert titles == [*asked, "r=0.50", "r=0.25", "r=0.50", "r=0.25"]
+
+
 def test_the_command_rejects_a_bad_seed_count(tiny_shipped, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["reproduce", "--seeds", "0", "--names", "resnet-zeros"])
