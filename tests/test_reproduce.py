@@ -335,3 +335,22 @@ def test_every_stored_first_edition_row_names_its_weights_and_they_are_not_the_s
         for key, row in json.loads(path.read_text()).items():
             assert isinstance(row.get("weights_steps"), int), (path.name, key)
             assert row["weights_sha256"] != pretrained.metadata(name)["sha256"], (path.name, key)
+
+
+def test_the_stored_rows_of_every_shipped_network_are_of_its_weights_and_ask_for_every_digit_alike():
+    """The README's table reads these rows: each must have been measured with the shipped weights, and a
+    class-conditional network's seeds must have asked for the digit seed mod 10 (every label equally often)."""
+    folder = Path(reproduce.__file__).resolve().parents[1] / "records" / "reproduction"
+    for name in pretrained.available():
+        path = folder / f"{name}.json"
+        if not path.exists():
+            continue
+        meta = pretrained.metadata(name)
+        for key, row in json.loads(path.read_text()).items():
+            assert row["weights_sha256"] == meta["sha256"], (name, key)
+            per = row["per_seed"]
+            assert len(per["seed"]) == row["seeds"] == len(per["r_ELS"]), (name, key)
+            if meta["config"].get("num_classes"):
+                assert per["label"] == [s % meta["config"]["num_classes"] for s in per["seed"]], (name, key)
+            else:
+                assert "label" not in per, (name, key)
