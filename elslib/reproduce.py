@@ -370,6 +370,12 @@ def first_edition_runs(name: str) -> dict[str, dict]:
     return _fewest_seeds_first(records.read("reproduction", f"{name}-first-edition"))
 
 
+def largest_run(runs: dict[str, dict]) -> dict | None:
+    """The run with the most seeds of `runs` (as :func:`stored_runs` returns them; the first such on a tie),
+    None when there is none: the one chapters quote."""
+    return max(runs.values(), key=lambda run: run["seeds"], default=None)
+
+
 def _fewest_seeds_first(runs: dict[str, dict]) -> dict[str, dict]:
     return dict(sorted(runs.items(), key=lambda kv: kv[1]["seeds"]))
 

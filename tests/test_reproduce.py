@@ -354,3 +354,9 @@ def test_the_stored_rows_of_every_shipped_network_are_of_its_weights_and_ask_for
                 assert per["label"] == [s % meta["config"]["num_classes"] for s in per["seed"]], (name, key)
             else:
                 assert "label" not in per, (name, key)
+
+
+def test_the_largest_run_is_the_one_with_the_most_seeds_and_none_without_runs():
+    runs = {"quick": {"seeds": 8, "tag": "a"}, "full": {"seeds": 100, "tag": "b"}, "seeds-32": {"seeds": 32}}
+    assert reproduce.largest_run(runs)["tag"] == "b"
+    assert reproduce.largest_run({}) is None
