@@ -19,6 +19,7 @@ class-conditional networks themselves: does the machine predict which of them ob
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -81,6 +82,38 @@ def agreement(row_a: dict, row_b: dict) -> tuple[float, float]:
         raise ValueError(f"the rows must hold one verdict per sample for the same samples, got {len(a)} and {len(b)}")
     p_a, p_b = float(a.double().mean()), float(b.double().mean())
     return float((a == b).double().mean()), p_a * p_b + (1 - p_a) * (1 - p_b)
+
+
+def rare_agreement(row_a: dict, row_b: dict) -> dict:
+    """Where `agreement` says little because both rows nearly always fail (or obey): of the samples whose
+    verdict is the rarer one for `row_a` (obeying when fewer than half of its samples obey, failing
+    otherwise), how many have it in `row_b` too, against what independence would give.
+
+    Returns ``verdict`` ("obey" or "fail", the rarer one of `row_a`), ``a`` and ``b`` (how many samples of
+    each row have it), ``both`` (how many have it in both rows), ``chance`` (a b / samples, the expected
+    ``both`` of two independent denoisers with these counts) and ``beyond_chance``: at least 2 shared and
+    more than chance + 2 sqrt(chance), two standard deviations of a Poisson count (a rule of thumb, not a test)."""
+    agreement(row_a, row_b)  # the same checks: one verdict per sample, the same samples
+    a, b = (torch.tensor(row["obeyed"], dtype=torch.bool) for row in (row_a, row_b))
+    verdict = "obey" if a.double().mean() < 0.5 else "fail"
+    if verdict == "fail":
+        a, b = ~a, ~b
+    n_a, n_b = int(a.sum()), int(b.sum())
+    both, chance = int((a & b).sum()), n_a * n_b / len(a)
+    beyond = both >= 2 and both > chance + 2 * math.sqrt(chance)
+    return {"verdict": verdict, "a": n_a, "b": n_b, "both": both, "chance": chance, "beyond_chance": beyond}
+
+
+def guidance_turned(plain_row: dict, guided_row: dict) -> tuple[int, int] | None:
+    """The first sample, as (seed, label), that obeys in `guided_row` but not in `plain_row`: two stored rows
+    of one denoiser, without and with guidance, over the same seeds and labels (seed-major, as :func:`run`
+    keeps them). None when guidance turned no sample."""
+    agreement(plain_row, guided_row)  # the same checks
+    labels = len(plain_row["per_label"])
+    for i, (plain, guided) in enumerate(zip(plain_row["obeyed"], guided_row["obeyed"], strict=True)):
+        if guided and not plain:
+            return divmod(i, labels)
+    return None
 
 
 def _obeys(read: torch.Tensor, confidence: torch.Tensor, requested) -> torch.Tensor:

@@ -174,6 +174,32 @@ def test_agreement_counts_the_samples_both_judge_alike_against_chance():
         conditioning.agreement(a, {"obeyed": [1, 0, 1]})
 
 
+def test_rare_agreement_counts_the_rarer_verdict_of_the_first_row_in_both():
+    a = {"obeyed": [1, 0, 0, 0, 1, 0, 0, 0, 0, 0]}  # 2 of 10 obey: obeying is the rarer verdict
+    b = {"obeyed": [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]}
+    out = conditioning.rare_agreement(a, b)
+    assert out == {"verdict": "obey", "a": 2, "b": 3, "both": 1, "chance": 0.6, "beyond_chance": False}
+    flipped = {"obeyed": [1 - v for v in a["obeyed"]]}  # 8 of 10 obey: failing is the rarer verdict
+    out = conditioning.rare_agreement(flipped, b)
+    assert out == {"verdict": "fail", "a": 2, "b": 7, "both": 1, "chance": pytest.approx(1.4), "beyond_chance": False}
+    # 3 rare samples shared of 3 and 5 among 200: chance 0.075, so far beyond it; 2 of 20 and 20 are not
+    rare = {"obeyed": [1] * 5 + [0] * 195}
+    assert conditioning.rare_agreement(rare, {"obeyed": [1] * 3 + [0] * 197})["beyond_chance"]
+    assert not conditioning.rare_agreement(
+        {"obeyed": [1] * 20 + [0] * 180}, {"obeyed": [1] * 2 + [0] * 18 + [1] * 18 + [0] * 162}
+    )["beyond_chance"]
+    with pytest.raises(ValueError, match="got 10 and 3"):
+        conditioning.rare_agreement(a, {"obeyed": [1, 0, 1]})
+
+
+def test_guidance_turned_finds_the_first_seed_and_label_that_guidance_made_obey():
+    plain = {"obeyed": [0, 1, 0, 0, 0, 0, 1, 0], "per_label": [0.0] * 4}  # 2 seeds x 4 labels, seed-major
+    guided = {"obeyed": [0, 1, 0, 0, 1, 0, 1, 1], "per_label": [0.0] * 4}
+    assert conditioning.guidance_turned(plain, guided) == (1, 0)  # sample 4: seed 1, label 0
+    assert conditioning.guidance_turned(guided, plain) is None  # guidance lost samples, turned none
+    assert conditioning.guidance_turned(plain, plain) is None
+
+
 def test_stored_rows_of_retrained_weights_or_a_new_calibration_are_left_out(tmp_path, monkeypatch):
     monkeypatch.setenv("ELS_RECORDS_DIR", str(tmp_path / "records"))
     sha = conditioning.pretrained.metadata("resnet-zeros")["sha256"]
