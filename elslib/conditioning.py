@@ -73,13 +73,32 @@ def obedience(denoiser, seeds, labels=range(10), steps: int = 20, progress: bool
     }
 
 
+def _verdicts(row_a: dict, row_b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two rows' verdicts as bool tensors [seeds, labels] (seed-major, as :func:`run` keeps them),
+    checked: the same whole seeds of the same labels."""
+    out = []
+    for name, row in (("row_a", row_a), ("row_b", row_b)):
+        obeyed, per_label = row.get("obeyed"), row.get("per_label")
+        if not isinstance(obeyed, (list, tuple)) or not obeyed or not per_label or len(obeyed) % len(per_label):
+            got = f"{len(obeyed)} verdicts" if isinstance(obeyed, (list, tuple)) else repr(obeyed)[:40]
+            raise ValueError(
+                f"{name} must hold 'obeyed', a list of verdicts for whole seeds of the labels in 'per_label', "
+                f"got {got} and per_label {per_label!r}"
+            )
+        out.append(torch.tensor(obeyed, dtype=torch.bool).view(-1, len(per_label)))
+    if out[0].shape != out[1].shape:
+        raise ValueError(
+            f"row_a and row_b must hold verdicts for the same seeds and labels, got [seeds, labels] "
+            f"{list(out[0].shape)} and {list(out[1].shape)}"
+        )
+    return out[0], out[1]
+
+
 def agreement(row_a: dict, row_b: dict) -> tuple[float, float]:
     """How often two stored rows (of the same seeds and labels) agree on whether a sample obeys: the
     fraction of (seed, label) pairs where both obey or neither does, and the fraction two independent
     denoisers with the same obedience rates would agree on by chance, p_a p_b + (1 - p_a)(1 - p_b)."""
-    a, b = (torch.tensor(row["obeyed"], dtype=torch.bool) for row in (row_a, row_b))
-    if a.shape != b.shape or a.dim() != 1 or len(a) == 0:
-        raise ValueError(f"the rows must hold one verdict per sample for the same samples, got {len(a)} and {len(b)}")
+    a, b = _verdicts(row_a, row_b)
     p_a, p_b = float(a.double().mean()), float(b.double().mean())
     return float((a == b).double().mean()), p_a * p_b + (1 - p_a) * (1 - p_b)
 
@@ -90,30 +109,36 @@ def rare_agreement(row_a: dict, row_b: dict) -> dict:
     otherwise), how many have it in `row_b` too, against what independence would give.
 
     Returns ``verdict`` ("obey" or "fail", the rarer one of `row_a`), ``a`` and ``b`` (how many samples of
-    each row have it), ``both`` (how many have it in both rows), ``chance`` (a b / samples, the expected
-    ``both`` of two independent denoisers with these counts) and ``beyond_chance``: at least 2 shared and
-    more than chance + 2 sqrt(chance), two standard deviations of a Poisson count (a rule of thumb, not a test)."""
-    agreement(row_a, row_b)  # the same checks: one verdict per sample, the same samples
-    a, b = (torch.tensor(row["obeyed"], dtype=torch.bool) for row in (row_a, row_b))
+    each row have it), ``both`` (how many have it in both rows), ``chance`` (the ``both`` expected of two
+    denoisers that pick their samples independently *within each label*: sum over labels k of
+    a_k b_k / seeds, so that two rows which both obey only on the easy labels are not credited for it) and
+    ``beyond_chance``: at least 2 shared and more than chance + 2 sqrt(chance), two standard deviations of
+    a Poisson count (a rule of thumb, not a test)."""
+    a, b = _verdicts(row_a, row_b)
     verdict = "obey" if a.double().mean() < 0.5 else "fail"
     if verdict == "fail":
         a, b = ~a, ~b
-    n_a, n_b = int(a.sum()), int(b.sum())
-    both, chance = int((a & b).sum()), n_a * n_b / len(a)
+    both = int((a & b).sum())
+    chance = float((a.double().sum(0) * b.double().sum(0)).sum()) / len(a)
     beyond = both >= 2 and both > chance + 2 * math.sqrt(chance)
-    return {"verdict": verdict, "a": n_a, "b": n_b, "both": both, "chance": chance, "beyond_chance": beyond}
+    return {
+        "verdict": verdict,
+        "a": int(a.sum()),
+        "b": int(b.sum()),
+        "both": both,
+        "chance": chance,
+        "beyond_chance": beyond,
+    }
 
 
 def guidance_turned(plain_row: dict, guided_row: dict) -> tuple[int, int] | None:
-    """The first sample, as (seed, label), that obeys in `guided_row` but not in `plain_row`: two stored rows
-    of one denoiser, without and with guidance, over the same seeds and labels (seed-major, as :func:`run`
-    keeps them). None when guidance turned no sample."""
-    agreement(plain_row, guided_row)  # the same checks
-    labels = len(plain_row["per_label"])
-    for i, (plain, guided) in enumerate(zip(plain_row["obeyed"], guided_row["obeyed"], strict=True)):
-        if guided and not plain:
-            return divmod(i, labels)
-    return None
+    """The first sample that obeys in `guided_row` but not in `plain_row` (two stored rows of one denoiser,
+    without and with guidance, over the same seeds and labels, seed-major as :func:`run` keeps them), as
+    (seed index, label index): the seed and the digit themselves for :func:`run`'s rows, whose seeds are
+    0, 1, ... and labels 0 ... 9. None when guidance turned no sample."""
+    plain, guided = _verdicts(plain_row, guided_row)
+    turned = (guided & ~plain).flatten().nonzero()
+    return None if len(turned) == 0 else divmod(int(turned[0]), plain.shape[1])
 
 
 def _obeys(read: torch.Tensor, confidence: torch.Tensor, requested) -> torch.Tensor:

@@ -163,41 +163,78 @@ def test_a_shipped_conditional_network_gets_its_rows_and_is_sampled_as_a_network
     assert result["network resnet-conditional"]["weights_sha256"] == "5" * 64  # what the row was measured with
 
 
+def _row(obeyed, labels=1):
+    """A stored row's verdicts, for `labels` labels per seed (per_label's values do not matter here)."""
+    return {"obeyed": list(obeyed), "per_label": [0.0] * labels}
+
+
 def test_agreement_counts_the_samples_both_judge_alike_against_chance():
-    a = {"obeyed": [1, 1, 0, 0, 1, 0, 1, 1]}
-    b = {"obeyed": [1, 0, 0, 1, 1, 0, 0, 1]}
+    a = _row([1, 1, 0, 0, 1, 0, 1, 1])
+    b = _row([1, 0, 0, 1, 1, 0, 0, 1])
     same = sum(x == y for x, y in zip(a["obeyed"], b["obeyed"], strict=True)) / 8  # 5 of 8
     p, q = 5 / 8, 4 / 8
     assert conditioning.agreement(a, b) == pytest.approx((same, p * q + (1 - p) * (1 - q)))
     assert conditioning.agreement(a, a)[0] == 1.0
-    with pytest.raises(ValueError, match="one verdict per sample for the same samples, got 8 and 3"):
-        conditioning.agreement(a, {"obeyed": [1, 0, 1]})
+    with pytest.raises(
+        ValueError, match=r"row_a and row_b .* same seeds and labels, got \[seeds, labels\] \[8, 1\] and \[3, 1\]"
+    ):
+        conditioning.agreement(a, _row([1, 0, 1]))
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"obeyed": [1, 0, 1], "per_label": [0.0, 0.0]}, "whole seeds of the labels in 'per_label', got 3 verdicts"),
+        ({"obeyed": [1, 0]}, "got 2 verdicts and per_label None"),
+        ({"obeyed": [], "per_label": [0.0]}, "got 0 verdicts"),
+        ({"obeyed": 1, "per_label": [0.0]}, "hold 'obeyed', a list"),
+    ],
+)
+def test_rows_that_are_not_whole_seeds_of_their_labels_are_named(row, message):
+    for check in (conditioning.agreement, conditioning.rare_agreement, conditioning.guidance_turned):
+        with pytest.raises(ValueError, match=f"row_a must .*{message}"):
+            check(row, _row([1, 0]))
+        with pytest.raises(ValueError, match=f"row_b must .*{message}"):
+            check(_row([1, 0]), row)
 
 
 def test_rare_agreement_counts_the_rarer_verdict_of_the_first_row_in_both():
-    a = {"obeyed": [1, 0, 0, 0, 1, 0, 0, 0, 0, 0]}  # 2 of 10 obey: obeying is the rarer verdict
-    b = {"obeyed": [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]}
+    a = _row([1, 0, 0, 0, 1, 0, 0, 0, 0, 0])  # 2 of 10 obey: obeying is the rarer verdict
+    b = _row([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
     out = conditioning.rare_agreement(a, b)
     assert out == {"verdict": "obey", "a": 2, "b": 3, "both": 1, "chance": 0.6, "beyond_chance": False}
-    flipped = {"obeyed": [1 - v for v in a["obeyed"]]}  # 8 of 10 obey: failing is the rarer verdict
+    flipped = _row([1 - v for v in a["obeyed"]])  # 8 of 10 obey: failing is the rarer verdict
     out = conditioning.rare_agreement(flipped, b)
     assert out == {"verdict": "fail", "a": 2, "b": 7, "both": 1, "chance": pytest.approx(1.4), "beyond_chance": False}
+    assert conditioning.rare_agreement(_row([1, 0]), _row([1, 0]))["verdict"] == "fail"  # half: not the rarer
     # 3 rare samples shared of 3 and 5 among 200: chance 0.075, so far beyond it; 2 of 20 and 20 are not
-    rare = {"obeyed": [1] * 5 + [0] * 195}
-    assert conditioning.rare_agreement(rare, {"obeyed": [1] * 3 + [0] * 197})["beyond_chance"]
-    assert not conditioning.rare_agreement(
-        {"obeyed": [1] * 20 + [0] * 180}, {"obeyed": [1] * 2 + [0] * 18 + [1] * 18 + [0] * 162}
-    )["beyond_chance"]
-    with pytest.raises(ValueError, match="got 10 and 3"):
-        conditioning.rare_agreement(a, {"obeyed": [1, 0, 1]})
+    rare = _row([1] * 5 + [0] * 195)
+    assert conditioning.rare_agreement(rare, _row([1] * 3 + [0] * 197))["beyond_chance"]
+    assert not conditioning.rare_agreement(_row([1] * 20 + [0] * 180), _row([1] * 2 + [0] * 18 + [1] * 18 + [0] * 162))[
+        "beyond_chance"
+    ]
+    one = _row([1] + [0] * 199)  # one shared sample, chance 0.005: still not enough to call
+    assert not conditioning.rare_agreement(one, one)["beyond_chance"]
+
+
+def test_rare_agreement_expects_chance_label_by_label():
+    # 10 seeds x 2 labels: both rows obey only on label 0, on 3 and 4 of its 10 seeds, sharing 2
+    a = _row([1, 0] * 3 + [0, 0] * 7, labels=2)
+    b = _row([1, 0] * 2 + [0, 0] + [1, 0] * 2 + [0, 0] * 5, labels=2)
+    out = conditioning.rare_agreement(a, b)
+    # independent within label 0: 3 * 4 / 10 = 1.2 (over all 20 samples it would be 3 * 4 / 20 = 0.6)
+    assert (out["both"], out["chance"]) == (2, pytest.approx(1.2))
+    assert not out["beyond_chance"]
 
 
 def test_guidance_turned_finds_the_first_seed_and_label_that_guidance_made_obey():
-    plain = {"obeyed": [0, 1, 0, 0, 0, 0, 1, 0], "per_label": [0.0] * 4}  # 2 seeds x 4 labels, seed-major
-    guided = {"obeyed": [0, 1, 0, 0, 1, 0, 1, 1], "per_label": [0.0] * 4}
+    plain = _row([0, 1, 0, 0, 0, 0, 1, 0], labels=4)  # 2 seeds x 4 labels, seed-major
+    guided = _row([0, 1, 0, 0, 1, 0, 1, 1], labels=4)
     assert conditioning.guidance_turned(plain, guided) == (1, 0)  # sample 4: seed 1, label 0
     assert conditioning.guidance_turned(guided, plain) is None  # guidance lost samples, turned none
     assert conditioning.guidance_turned(plain, plain) is None
+    with pytest.raises(ValueError, match=r"\[2, 4\] and \[4, 2\]"):
+        conditioning.guidance_turned(plain, _row(guided["obeyed"], labels=2))
 
 
 def test_stored_rows_of_retrained_weights_or_a_new_calibration_are_left_out(tmp_path, monkeypatch):

@@ -360,3 +360,31 @@ def test_the_largest_run_is_the_one_with_the_most_seeds_and_none_without_runs():
     runs = {"quick": {"seeds": 8, "tag": "a"}, "full": {"seeds": 100, "tag": "b"}, "seeds-32": {"seeds": 32}}
     assert reproduce.largest_run(runs)["tag"] == "b"
     assert reproduce.largest_run({}) is None
+
+
+def _run(r_by_seed: dict) -> dict:
+    return {"per_seed": {"seed": list(r_by_seed), "r_ELS": list(r_by_seed.values())}}
+
+
+def test_seed_by_seed_counts_the_shared_seeds_and_calls_three_quarters_a_difference():
+    # seeds 0-7 shared: a below b on 6 of 8 (three quarters), above on 1, tied on 1; seeds 8-9 in one run only
+    a = _run({s: 0.5 for s in range(10)})
+    b = _run({0: 0.6, 1: 0.6, 2: 0.6, 3: 0.6, 4: 0.6, 5: 0.6, 6: 0.4, 7: 0.5, 11: 0.1})
+    out = reproduce.seed_by_seed(a, b)
+    assert (out["seeds"], out["lower"], out["higher"], out["verdict"]) == (8, 6, 1, "lower")
+    assert (out["median_a"], out["median_b"]) == pytest.approx((0.5, 0.6))  # torch: the lower middle value
+    assert reproduce.seed_by_seed(b, a)["verdict"] == "higher"
+    five_of_eight = _run({**{s: 0.6 for s in range(5)}, **{s: 0.4 for s in range(5, 8)}})
+    assert reproduce.seed_by_seed(a, five_of_eight)["verdict"] == "no clear difference"
+    assert reproduce.seed_by_seed(a, a) | {"median_a": 0, "median_b": 0} == {
+        "seeds": 10,
+        "lower": 0,
+        "higher": 0,
+        "median_a": 0,
+        "median_b": 0,
+        "verdict": "no clear difference",
+    }
+    with pytest.raises(ValueError, match="share no seed"):
+        reproduce.seed_by_seed(a, _run({20: 0.5}))
+    with pytest.raises(ValueError, match="machine"):
+        reproduce.seed_by_seed(a, b, machine="XS")
