@@ -376,6 +376,12 @@ def largest_run(runs: dict[str, dict]) -> dict | None:
     return max(runs.values(), key=lambda run: run["seeds"], default=None)
 
 
+def r_by_seed(run: dict, machine: str = "ELS") -> dict[int, float]:
+    """A stored run's r between the machine and the network, seed by seed: ``{seed: r}``."""
+    check_choice(machine, "machine", list(MACHINES))
+    return dict(zip(run["per_seed"]["seed"], run["per_seed"][f"r_{machine}"], strict=True))
+
+
 def seed_by_seed(run_a: dict, run_b: dict, machine: str = "ELS") -> dict:
     """Two stored runs (of two networks) compared on the seeds both hold: is the machine's r with network a
     lower than with network b on most of them? A 16-seed median moves by a few hundredths with the seeds,
@@ -385,10 +391,7 @@ def seed_by_seed(run_a: dict, run_b: dict, machine: str = "ELS") -> dict:
     ``median_a`` and ``median_b`` (the median r over those seeds) and ``verdict``: "lower" or "higher" when
     at least three quarters of the shared seeds say so (with 16 seeds, 12 or more: a one-sided sign test at
     about p = 0.04), else "no clear difference"."""
-    check_choice(machine, "machine", list(MACHINES))
-    r_a, r_b = (
-        dict(zip(run["per_seed"]["seed"], run["per_seed"][f"r_{machine}"], strict=True)) for run in (run_a, run_b)
-    )
+    r_a, r_b = r_by_seed(run_a, machine), r_by_seed(run_b, machine)
     shared = sorted(set(r_a) & set(r_b))
     if not shared:
         raise ValueError(f"run_a and run_b share no seed (run_a: {sorted(r_a)[:5]}..., run_b: {sorted(r_b)[:5]}...)")

@@ -366,6 +366,14 @@ def _run(r_by_seed: dict) -> dict:
     return {"per_seed": {"seed": list(r_by_seed), "r_ELS": list(r_by_seed.values())}}
 
 
+def test_r_by_seed_pairs_each_seed_with_its_r_and_names_a_bad_machine():
+    run = {"per_seed": {"seed": [3, 1, 7], "r_ELS": [0.1, 0.2, 0.3], "r_IS": [0.9, 0.8, 0.7]}}
+    assert reproduce.r_by_seed(run) == {3: 0.1, 1: 0.2, 7: 0.3}
+    assert reproduce.r_by_seed(run, "IS") == {3: 0.9, 1: 0.8, 7: 0.7}
+    with pytest.raises(ValueError, match="machine"):
+        reproduce.r_by_seed(run, "XS")
+
+
 def test_seed_by_seed_counts_the_shared_seeds_and_calls_three_quarters_a_difference():
     # seeds 0-7 shared: a below b on 6 of 8 (three quarters), above on 1, tied on 1; seeds 8-9 in one run only
     a = _run({s: 0.5 for s in range(10)})
