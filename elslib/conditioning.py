@@ -19,6 +19,7 @@ class-conditional networks themselves: does the machine predict which of them ob
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -139,6 +140,34 @@ def guidance_turned(plain_row: dict, guided_row: dict) -> tuple[int, int] | None
     plain, guided = _verdicts(plain_row, guided_row)
     turned = (guided & ~plain).flatten().nonzero()
     return None if len(turned) == 0 else divmod(int(turned[0]), plain.shape[1])
+
+
+def which_obeys_more(rows: dict, margin: float = 0.1) -> dict | None:
+    """Does the ELS machine predict *which* conditional network obeys its label more often? For every
+    network in :data:`CONDITIONAL_NETWORKS` that has both its own row ("network NAME") and the machine's
+    row at its calibrated P(t) ("ELS, P(t) of NAME (largest N)") among `rows` (:func:`stored` or
+    :func:`run`), the two obedience rates; None when fewer than two networks have both.
+
+    Returns ``networks`` and ``machines`` ({network: fraction obeying}) and ``verdict``: each pair of
+    networks is ordered by the networks' rates and by the machines' (a difference of at most `margin`
+    counts as a tie); "same order" when every pair is ordered alike, else "different order"."""
+    if not 0 < margin < 1:
+        raise ValueError(f"margin must be between 0 and 1 (a difference of obedience rates), got {margin!r}")
+    nets, machs = {}, {}
+    for net in CONDITIONAL_NETWORKS:
+        own = [name for name in rows if name.startswith(f"ELS, P(t) of {net} (")]
+        if f"network {net}" in rows and own:
+            nets[net], machs[net] = rows[f"network {net}"]["obeys"], rows[own[0]]["obeys"]
+    if len(nets) < 2:
+        return None
+
+    def order(rates, a, b):
+        gap = rates[a] - rates[b]
+        return 0 if abs(gap) <= margin else (1 if gap > 0 else -1)
+
+    pairs = list(itertools.combinations(nets, 2))
+    alike = all(order(nets, a, b) == order(machs, a, b) for a, b in pairs)
+    return {"networks": nets, "machines": machs, "verdict": "same order" if alike else "different order"}
 
 
 def _obeys(read: torch.Tensor, confidence: torch.Tensor, requested) -> torch.Tensor:

@@ -251,3 +251,30 @@ def test_stored_rows_of_retrained_weights_or_a_new_calibration_are_left_out(tmp_
     conditioning.records.write("conditioning", "label-wins", {"seeds-1-per-class-5": {"rows": rows}})
     kept = conditioning.stored(seeds=1, per_class=5)
     assert list(kept) == ["machine", "network, current weights", "P(t), current"]
+
+
+def test_which_obeys_more_orders_the_networks_by_their_rows_and_by_the_machines():
+    def rows(resnet, els_resnet, unet, els_unet):
+        return {
+            "network resnet-conditional": {"obeys": resnet},
+            "ELS, P(t) of resnet-conditional (largest 15)": {"obeys": els_resnet},
+            "ELS, P(t) of resnet-conditional, guidance w = 3": {"obeys": 0.99},  # not the P(t) row: ignored
+            "network unet-conditional": {"obeys": unet},
+            "ELS, P(t) of unet-conditional (largest 31)": {"obeys": els_unet},
+            "ELS, constant P = 25": {"obeys": 0.96},
+        }
+
+    out = conditioning.which_obeys_more(rows(0.02, 0.05, 0.6, 0.5))
+    assert out == {
+        "networks": {"resnet-conditional": 0.02, "unet-conditional": 0.6},
+        "machines": {"resnet-conditional": 0.05, "unet-conditional": 0.5},
+        "verdict": "same order",
+    }
+    assert conditioning.which_obeys_more(rows(0.02, 0.5, 0.6, 0.05))["verdict"] == "different order"
+    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.08))["verdict"] == "same order"  # ties, both
+    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.5))["verdict"] == "different order"
+    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.5), margin=0.5)["verdict"] == "same order"
+    one_network = {k: v for k, v in rows(0.02, 0.05, 0.6, 0.5).items() if k != "network unet-conditional"}
+    assert conditioning.which_obeys_more(one_network) is None
+    with pytest.raises(ValueError, match="margin"):
+        conditioning.which_obeys_more(rows(0.02, 0.05, 0.6, 0.5), margin=0)
