@@ -142,22 +142,31 @@ def guidance_turned(plain_row: dict, guided_row: dict) -> tuple[int, int] | None
     return None if len(turned) == 0 else divmod(int(turned[0]), plain.shape[1])
 
 
+def own_machine_row(rows: dict, network: str) -> str | None:
+    """The name of the ELS machine's row at `network`'s calibrated P(t) among `rows` ("ELS, P(t) of NAME
+    (largest N)", as :func:`settings` names it; not its guided row), or None when `rows` has none."""
+    own = [name for name in rows if name.startswith(f"ELS, P(t) of {network} (")]
+    return own[0] if own else None
+
+
 def which_obeys_more(rows: dict, margin: float = 0.1) -> dict | None:
     """Does the ELS machine predict *which* conditional network obeys its label more often? For every
     network in :data:`CONDITIONAL_NETWORKS` that has both its own row ("network NAME") and the machine's
-    row at its calibrated P(t) ("ELS, P(t) of NAME (largest N)") among `rows` (:func:`stored` or
-    :func:`run`), the two obedience rates; None when fewer than two networks have both.
+    row at its calibrated P(t) (:func:`own_machine_row`) among `rows` (:func:`stored` or :func:`run`), the
+    two obedience rates; None when fewer than two networks have both.
 
-    Returns ``networks`` and ``machines`` ({network: fraction obeying}) and ``verdict``: each pair of
-    networks is ordered by the networks' rates and by the machines' (a difference of at most `margin`
-    counts as a tie); "same order" when every pair is ordered alike, else "different order"."""
-    if not 0 < margin < 1:
-        raise ValueError(f"margin must be between 0 and 1 (a difference of obedience rates), got {margin!r}")
+    Returns ``networks`` and ``machines`` ({network: fraction obeying}) and ``verdict``. Each pair of
+    networks is ordered by the networks' rates and by the machines' (a difference of at most `margin`,
+    0 <= margin < 1, counts as a tie): "same order" when every pair is ordered alike and some pair is not a
+    tie, "all tied" when every pair is a tie on both sides (neither obeys more, and the machines agree),
+    else "different order" (a tie on one side against an order on the other included)."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ValueError(f"margin must be a number from 0 to below 1 (a difference of obedience rates), got {margin!r}")
     nets, machs = {}, {}
     for net in CONDITIONAL_NETWORKS:
-        own = [name for name in rows if name.startswith(f"ELS, P(t) of {net} (")]
-        if f"network {net}" in rows and own:
-            nets[net], machs[net] = rows[f"network {net}"]["obeys"], rows[own[0]]["obeys"]
+        own = own_machine_row(rows, net)
+        if f"network {net}" in rows and own is not None:
+            nets[net], machs[net] = rows[f"network {net}"]["obeys"], rows[own]["obeys"]
     if len(nets) < 2:
         return None
 
@@ -165,9 +174,14 @@ def which_obeys_more(rows: dict, margin: float = 0.1) -> dict | None:
         gap = rates[a] - rates[b]
         return 0 if abs(gap) <= margin else (1 if gap > 0 else -1)
 
-    pairs = list(itertools.combinations(nets, 2))
-    alike = all(order(nets, a, b) == order(machs, a, b) for a, b in pairs)
-    return {"networks": nets, "machines": machs, "verdict": "same order" if alike else "different order"}
+    orders = [(order(nets, a, b), order(machs, a, b)) for a, b in itertools.combinations(nets, 2)]
+    if all(by_net == by_machine == 0 for by_net, by_machine in orders):
+        verdict = "all tied"
+    elif all(by_net == by_machine for by_net, by_machine in orders):
+        verdict = "same order"
+    else:
+        verdict = "different order"
+    return {"networks": nets, "machines": machs, "verdict": verdict}
 
 
 def _obeys(read: torch.Tensor, confidence: torch.Tensor, requested) -> torch.Tensor:

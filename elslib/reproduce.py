@@ -379,6 +379,8 @@ def largest_run(runs: dict[str, dict]) -> dict | None:
 def r_by_seed(run: dict, machine: str = "ELS") -> dict[int, float]:
     """A stored run's r between the machine and the network, seed by seed: ``{seed: r}``."""
     check_choice(machine, "machine", list(MACHINES))
+    if not isinstance(run, dict) or "per_seed" not in run:
+        raise ValueError(f"run must be a stored run with its per_seed rows (reproduce.stored_runs), got {run!r:.80}")
     return dict(zip(run["per_seed"]["seed"], run["per_seed"][f"r_{machine}"], strict=True))
 
 

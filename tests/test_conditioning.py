@@ -271,10 +271,17 @@ def test_which_obeys_more_orders_the_networks_by_their_rows_and_by_the_machines(
         "verdict": "same order",
     }
     assert conditioning.which_obeys_more(rows(0.02, 0.5, 0.6, 0.05))["verdict"] == "different order"
-    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.08))["verdict"] == "same order"  # ties, both
+    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.08))["verdict"] == "all tied"
+    # the networks tie, the machines do not: the machine predicts a difference that is not there
     assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.5))["verdict"] == "different order"
-    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.5), margin=0.5)["verdict"] == "same order"
+    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.5), margin=0.5)["verdict"] == "all tied"
+    assert conditioning.which_obeys_more(rows(0.02, 0.05, 0.1, 0.5), margin=0)["verdict"] == "same order"
+    assert conditioning.which_obeys_more({}) is None
+    assert conditioning.own_machine_row(rows(0, 0, 0, 0), "unet-conditional") == (
+        "ELS, P(t) of unet-conditional (largest 31)"
+    )
+    assert conditioning.own_machine_row(rows(0, 0, 0, 0), "unet-zeros") is None
     one_network = {k: v for k, v in rows(0.02, 0.05, 0.6, 0.5).items() if k != "network unet-conditional"}
     assert conditioning.which_obeys_more(one_network) is None
     with pytest.raises(ValueError, match="margin"):
-        conditioning.which_obeys_more(rows(0.02, 0.05, 0.6, 0.5), margin=0)
+        conditioning.which_obeys_more(rows(0.02, 0.05, 0.6, 0.5), margin=1)

@@ -372,6 +372,8 @@ def test_r_by_seed_pairs_each_seed_with_its_r_and_names_a_bad_machine():
     assert reproduce.r_by_seed(run, "IS") == {3: 0.9, 1: 0.8, 7: 0.7}
     with pytest.raises(ValueError, match="machine"):
         reproduce.r_by_seed(run, "XS")
+    with pytest.raises(ValueError, match="run must be a stored run"):
+        reproduce.r_by_seed(None)  # what largest_run gives when nothing is stored
 
 
 def test_seed_by_seed_counts_the_shared_seeds_and_calls_three_quarters_a_difference():
